@@ -1,0 +1,96 @@
+// One loaded model: its runtime handle and the native thread that owns it. Every call that can
+// block (init, run, destroy, and the calls that read files or change state) runs on this thread,
+// in the order JavaScript asked for them; a request to a busy model waits its turn. The cheap
+// queries (is_running, kv cache size) and abort are answered without waiting behind a run.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+
+#include "model_events.h"
+#include "params.h"
+#include "runtime_library.h"
+#include "utf8_joiner.h"
+
+namespace rkllm_serve {
+
+class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
+ public:
+  using Call = std::function<int(const RuntimeApi& api, rkllm::Handle handle)>;
+
+  ModelWorker(std::shared_ptr<RuntimeLibrary> library, ModelParams params, std::shared_ptr<EventSink> sink);
+  ~ModelWorker();
+
+  // Starts the thread; its first job is rkllm_init, answered as CallDone(init_call_id).
+  void Start(uint64_t init_call_id);
+
+  // All of the following are called on the JS thread.
+  void EnqueueRun(uint64_t run_id, RunRequest request);
+  void EnqueueCall(uint64_t call_id, Call call);
+  // Queued: removed, its end is 'aborted'. Running: aborted. Returns false if unknown.
+  bool Cancel(uint64_t run_id);
+  // rkllm_abort on another thread (it can take over a second); answered as CallDone(call_id).
+  void Abort(uint64_t call_id);
+  // Drops what is queued, aborts what runs, then rkllm_destroy; answered as CallDone(call_id).
+  void Destroy(uint64_t call_id);
+  bool IsRunning();
+  std::vector<int> KvCacheSizes();
+
+  // For process exit: destroy with a bounded wait, on whatever thread calls it.
+  void ShutdownAndWait(int timeout_ms);
+
+  // The runtime's result callback lands here (through the run registry in model_worker.cc).
+  int OnResult(uint64_t run_id, rkllm::Result* result, rkllm::CallState state);
+
+  static rkllm::ResultCallback ResultCallback();
+
+ private:
+  struct Job {
+    enum Kind { kRun, kCall, kDestroy } kind;
+    uint64_t id = 0;
+    RunRequest request;
+    Call call;
+  };
+
+  void ThreadMain(uint64_t init_call_id);
+  void ExecuteRun(Job& job);
+  void ExecuteDestroy(uint64_t call_id);
+  void DropQueuedLocked(const char* why);
+  void RequestAbortOfCurrentRun();
+  void AbortOnHelperThread(uint64_t call_id);
+
+  const std::shared_ptr<RuntimeLibrary> library_;
+  const ModelParams params_;  // model_path must outlive the handle
+  const std::shared_ptr<EventSink> sink_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Job> queue_;
+  bool destroy_requested_ = false;  // guarded by mutex_; also read on the JS thread only
+  bool thread_exited_ = false;
+  std::condition_variable exited_;
+
+  // The handle is created and destroyed by the worker; abort helpers hold it shared meanwhile.
+  std::shared_mutex handle_mutex_;
+  rkllm::Handle handle_ = nullptr;
+  std::atomic<bool> handle_live_{false};
+
+  std::atomic<uint64_t> running_run_id_{0};
+  std::atomic<uint64_t> aborted_run_id_{0};
+
+  // State of the run in progress; touched only by the runtime's callback thread while it runs.
+  Utf8Joiner joiner_;
+  bool saw_finish_ = false;
+  bool saw_error_ = false;
+  bool abort_resent_ = false;
+  rkllm::Perf perf_{};
+  std::string error_text_;
+};
+
+}  // namespace rkllm_serve

@@ -1,0 +1,35 @@
+// Entry point of the native module: exports setErrorClass and openRuntime (see
+// lib/native/binding.ts for the shape JavaScript sees).
+#include <napi.h>
+
+#include "addon_data.h"
+#include "errors.h"
+#include "model.h"
+#include "runtime.h"
+
+namespace rkllm_serve {
+namespace {
+
+Napi::Value SetErrorClassMethod(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction()) ThrowInvalidArgument(info.Env(), "setErrorClass(cls): cls must be a class");
+  SetErrorClass(info.Env(), info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+  data->runtime_constructor = Napi::Persistent(Runtime::DefineClass(env));
+  data->model_constructor = Napi::Persistent(Model::DefineClass(env));
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClassMethod, "setErrorClass"));
+  exports.Set("openRuntime", Napi::Function::New(env, OpenRuntime, "openRuntime"));
+  return exports;
+}
+
+}  // namespace rkllm_serve
+
+// The registration macro pastes its function name into an identifier: it needs an unqualified one.
+using rkllm_serve::InitModule;
+NODE_API_MODULE(rkllm_serve, InitModule)

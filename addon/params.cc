@@ -1,0 +1,321 @@
+#include "params.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+
+#include "errors.h"
+
+namespace rkllm_serve {
+
+const char* AbiName(Abi abi) { return abi == Abi::k12 ? "1.2" : "1.3"; }
+
+namespace {
+
+// Reads named fields of one JS object, prefixing every error with the field's full path.
+class FieldReader {
+ public:
+  FieldReader(const Napi::Value& value, std::string path) : env_(value.Env()), path_(std::move(path)) {
+    if (!value.IsObject() || value.IsArray()) Fail(path_, "must be an object");
+    object_ = value.As<Napi::Object>();
+  }
+
+  bool Has(const char* key) const {
+    if (!object_.Has(key)) return false;
+    Napi::Value value = object_.Get(key);
+    return !value.IsUndefined() && !value.IsNull();
+  }
+  Napi::Value Get(const char* key) const { return object_.Get(key); }
+  std::string PathOf(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  double Number(const char* key) const {
+    Napi::Value value = object_.Get(key);
+    if (!value.IsNumber()) Fail(PathOf(key), "must be a number");
+    double number = value.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(number)) Fail(PathOf(key), "must be a finite number");
+    return number;
+  }
+
+  int64_t Integer(const char* key, int64_t min, int64_t max) const {
+    double number = Number(key);
+    if (std::floor(number) != number) Fail(PathOf(key), "must be an integer");
+    if (number < static_cast<double>(min) || number > static_cast<double>(max)) {
+      Fail(PathOf(key), "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
+    return static_cast<int64_t>(number);
+  }
+
+  int32_t Int32(const char* key) const {
+    return static_cast<int32_t>(
+        Integer(key, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
+  }
+  uint64_t Size(const char* key) const {
+    return static_cast<uint64_t>(Integer(key, 0, int64_t(1) << 53));
+  }
+  float Float(const char* key) const { return static_cast<float>(Number(key)); }
+
+  // Booleans of the C API are often ints (keep_history, save_prompt_cache): take either.
+  bool Flag(const char* key) const {
+    Napi::Value value = object_.Get(key);
+    if (value.IsBoolean()) return value.As<Napi::Boolean>().Value();
+    if (value.IsNumber()) return Integer(key, 0, 1) != 0;
+    Fail(PathOf(key), "must be a boolean");
+  }
+
+  std::string String(const char* key) const { return ReadString(object_.Get(key), PathOf(key).c_str()); }
+
+  std::vector<float> Floats(const char* key) const {
+    Napi::Value value = object_.Get(key);
+    std::string path = PathOf(key);
+    if (value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
+      Napi::Float32Array array = value.As<Napi::Float32Array>();
+      return std::vector<float>(array.Data(), array.Data() + array.ElementLength());
+    }
+    if (!value.IsArray()) Fail(path, "must be an array of numbers or a Float32Array");
+    Napi::Array array = value.As<Napi::Array>();
+    std::vector<float> out(array.Length());
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      Napi::Value item = array.Get(i);
+      if (!item.IsNumber()) Fail(path + "[" + std::to_string(i) + "]", "must be a number");
+      out[i] = item.As<Napi::Number>().FloatValue();
+    }
+    return out;
+  }
+
+  std::vector<int32_t> Ints(const char* key) const { return ReadIntArray(object_.Get(key), PathOf(key).c_str()); }
+
+  [[noreturn]] void Fail(const std::string& field, const std::string& what) const {
+    ThrowInvalidArgument(env_, field + " " + what);
+  }
+
+ private:
+  Napi::Env env_;
+  std::string path_;
+  Napi::Object object_;
+};
+
+}  // namespace
+
+std::string ReadString(const Napi::Value& value, const char* field) {
+  if (!value.IsString()) ThrowInvalidArgument(value.Env(), std::string(field) + " must be a string");
+  std::string text = value.As<Napi::String>().Utf8Value();
+  if (text.find('\0') != std::string::npos) {
+    ThrowInvalidArgument(value.Env(), std::string(field) + " must not contain NUL characters");
+  }
+  return text;
+}
+
+std::vector<int32_t> ReadIntArray(const Napi::Value& value, const char* field) {
+  if (value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    Napi::Int32Array array = value.As<Napi::Int32Array>();
+    return std::vector<int32_t>(array.Data(), array.Data() + array.ElementLength());
+  }
+  if (!value.IsArray()) ThrowInvalidArgument(value.Env(), std::string(field) + " must be an array of integers");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<int32_t> out(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value item = array.Get(i);
+    double number = item.IsNumber() ? item.As<Napi::Number>().DoubleValue() : NAN;
+    if (!(std::floor(number) == number && number >= INT32_MIN && number <= INT32_MAX)) {
+      ThrowInvalidArgument(value.Env(), std::string(field) + "[" + std::to_string(i) + "] must be a 32-bit integer");
+    }
+    out[i] = static_cast<int32_t>(number);
+  }
+  return out;
+}
+
+ModelParams ReadModelParams(const Napi::Value& value) {
+  FieldReader param(value, "param");
+  ModelParams p;
+  p.model_path = param.String("model_path");
+  if (p.model_path.empty()) param.Fail("param.model_path", "must not be empty");
+  p.max_context_len = param.Int32("max_context_len");
+  p.max_new_tokens = param.Int32("max_new_tokens");
+  p.top_k = param.Int32("top_k");
+  p.n_keep = param.Int32("n_keep");
+  p.top_p = param.Float("top_p");
+  p.temperature = param.Float("temperature");
+  p.repeat_penalty = param.Float("repeat_penalty");
+  p.frequency_penalty = param.Float("frequency_penalty");
+  p.presence_penalty = param.Float("presence_penalty");
+  p.mirostat = param.Int32("mirostat");
+  p.mirostat_tau = param.Float("mirostat_tau");
+  p.mirostat_eta = param.Float("mirostat_eta");
+  p.skip_special_token = param.Flag("skip_special_token");
+  p.is_async = param.Flag("is_async");
+  if (param.Has("ignore_eos_token")) p.ignore_eos_token = param.Flag("ignore_eos_token");
+  if (param.Has("img_start")) p.img_start = param.String("img_start");
+  if (param.Has("img_end")) p.img_end = param.String("img_end");
+  if (param.Has("img_content")) p.img_content = param.String("img_content");
+  FieldReader extend(param.Get("extend_param"), "param.extend_param");
+  p.base_domain_id = extend.Int32("base_domain_id");
+  p.embed_flash = static_cast<int8_t>(extend.Integer("embed_flash", 0, 1));
+  p.enabled_cpus_num = static_cast<int8_t>(extend.Integer("enabled_cpus_num", 0, 8));
+  p.enabled_cpus_mask = static_cast<uint32_t>(extend.Integer("enabled_cpus_mask", 0, 0xFFFFFFFFll));
+  p.n_batch = static_cast<uint8_t>(extend.Integer("n_batch", 0, 255));
+  p.use_cross_attn = static_cast<int8_t>(extend.Integer("use_cross_attn", 0, 1));
+  return p;
+}
+
+namespace {
+
+void ReadMultimodal(const FieldReader& mm, MultimodalParams& out) {
+  out.prompt = mm.String("prompt");
+  if (mm.Has("image_embed")) out.image_embed = mm.Floats("image_embed");
+  if (mm.Has("n_image_tokens")) out.n_image_tokens = mm.Size("n_image_tokens");
+  if (mm.Has("n_image")) out.n_image = mm.Size("n_image");
+  if (mm.Has("image_width")) out.image_width = mm.Size("image_width");
+  if (mm.Has("image_height")) out.image_height = mm.Size("image_height");
+  if (mm.Has("image_start")) out.image_start = mm.String("image_start");
+  if (mm.Has("image_end")) out.image_end = mm.String("image_end");
+  if (mm.Has("image_content")) out.image_content = mm.String("image_content");
+  if (mm.Has("video_embed")) out.video_embed = mm.Floats("video_embed");
+  if (mm.Has("n_frame_tokens")) out.n_frame_tokens = mm.Size("n_frame_tokens");
+  if (mm.Has("n_frame_per_video")) out.n_frame_per_video = mm.Size("n_frame_per_video");
+  if (mm.Has("n_video")) out.n_video = mm.Size("n_video");
+  if (mm.Has("frame_width")) out.frame_width = mm.Size("frame_width");
+  if (mm.Has("frame_height")) out.frame_height = mm.Size("frame_height");
+  if (mm.Has("video_start")) out.video_start = mm.String("video_start");
+  if (mm.Has("video_end")) out.video_end = mm.String("video_end");
+  if (mm.Has("video_content")) out.video_content = mm.String("video_content");
+  // The runtime reads n_image x n_image_tokens x embedding floats: refuse a shorter array here
+  // rather than let it read past the end (the embedding size is the model's, so only the
+  // count of images x tokens can be checked against a non-empty array).
+  if (!out.image_embed.empty() && out.n_image * out.n_image_tokens == 0) {
+    mm.Fail(mm.PathOf("n_image_tokens"), "and n_image must be positive when image_embed is given");
+  }
+  if (!out.image_embed.empty() && out.image_embed.size() % (out.n_image * out.n_image_tokens) != 0) {
+    mm.Fail(mm.PathOf("image_embed"), "length must be a multiple of n_image x n_image_tokens");
+  }
+}
+
+}  // namespace
+
+RunRequest ReadRunRequest(const Napi::Value& input_value, const Napi::Value& infer_value) {
+  RunRequest r;
+  FieldReader input(input_value, "rkllm_input");
+  r.input_type = static_cast<int32_t>(input.Integer("input_type", 0, 3));
+  if (input.Has("role")) r.role = input.String("role");
+  if (input.Has("enable_thinking")) r.enable_thinking = input.Flag("enable_thinking");
+  switch (r.input_type) {
+    case 0:
+      r.prompt = input.String("prompt_input");
+      break;
+    case 1:
+      r.token_ids = input.Ints("token_input");
+      if (r.token_ids.empty()) input.Fail("rkllm_input.token_input", "must not be empty");
+      break;
+    case 2: {
+      FieldReader embed(input.Get("embed_input"), "rkllm_input.embed_input");
+      r.embed = embed.Floats("embed");
+      r.embed_n_tokens = embed.Size("n_tokens");
+      if (r.embed_n_tokens == 0 || r.embed.size() % r.embed_n_tokens != 0) {
+        embed.Fail("rkllm_input.embed_input.embed", "length must be a positive multiple of n_tokens");
+      }
+      break;
+    }
+    default:
+      ReadMultimodal(FieldReader(input.Get("multimodal_input"), "rkllm_input.multimodal_input"), r.multimodal);
+      break;
+  }
+
+  FieldReader infer(infer_value, "rkllm_infer_params");
+  r.mode = static_cast<int32_t>(infer.Integer("mode", 0, 2));
+  r.keep_history = infer.Has("keep_history") ? (infer.Flag("keep_history") ? 1 : 0) : 0;
+  if (infer.Has("max_new_tokens")) r.max_new_tokens = infer.Int32("max_new_tokens");
+  if (infer.Has("lora_params")) {
+    FieldReader lora(infer.Get("lora_params"), "rkllm_infer_params.lora_params");
+    r.has_lora = true;
+    r.lora_adapter_name = lora.String("lora_adapter_name");
+  }
+  if (infer.Has("prompt_cache_params")) {
+    FieldReader cache(infer.Get("prompt_cache_params"), "rkllm_infer_params.prompt_cache_params");
+    r.has_prompt_cache = true;
+    r.save_prompt_cache = cache.Flag("save_prompt_cache") ? 1 : 0;
+    if (cache.Has("prompt_cache_path")) {
+      r.has_prompt_cache_path = true;
+      r.prompt_cache_path = cache.String("prompt_cache_path");
+    }
+  }
+  if (infer.Has("sampling_params")) {
+    FieldReader s(infer.Get("sampling_params"), "rkllm_infer_params.sampling_params");
+    r.has_sampling = true;
+    r.sampling.top_k = s.Int32("top_k");
+    r.sampling.top_p = s.Float("top_p");
+    r.sampling.temperature = s.Float("temperature");
+    r.sampling.repeat_penalty = s.Float("repeat_penalty");
+    r.sampling.frequency_penalty = s.Float("frequency_penalty");
+    r.sampling.presence_penalty = s.Float("presence_penalty");
+    r.sampling.mirostat = s.Int32("mirostat");
+    r.sampling.mirostat_tau = s.Float("mirostat_tau");
+    r.sampling.mirostat_eta = s.Float("mirostat_eta");
+  }
+  return r;
+}
+
+LoraAdapterParams ReadLoraAdapter(const Napi::Value& value) {
+  FieldReader adapter(value, "lora_adapter");
+  LoraAdapterParams out;
+  out.path = adapter.String("lora_adapter_path");
+  out.name = adapter.String("lora_adapter_name");
+  out.scale = adapter.Has("scale") ? adapter.Float("scale") : 1.0f;
+  return out;
+}
+
+CrossAttnParams ReadCrossAttnParams(const Napi::Value& value) {
+  FieldReader params(value, "cross_attn_params");
+  CrossAttnParams out;
+  out.k_cache = params.Floats("encoder_k_cache");
+  out.v_cache = params.Floats("encoder_v_cache");
+  out.mask = params.Floats("encoder_mask");
+  out.pos = params.Ints("encoder_pos");
+  out.num_tokens = static_cast<int32_t>(params.Integer("num_tokens", 0, INT32_MAX));
+  if (out.pos.size() < static_cast<size_t>(out.num_tokens) || out.mask.size() < static_cast<size_t>(out.num_tokens)) {
+    params.Fail("cross_attn_params.num_tokens", "exceeds the length of encoder_pos or encoder_mask");
+  }
+  return out;
+}
+
+// A float32 widened to double prints as 0.8999999761581421; JS callers expect 0.9.
+double ShortestFloat(float value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.7g", static_cast<double>(value));
+  return std::strtod(text, nullptr);
+}
+
+Napi::Object ModelParamsToJs(Napi::Env env, const ModelParams& p, Abi abi) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("model_path", p.model_path);
+  out.Set("max_context_len", p.max_context_len);
+  out.Set("max_new_tokens", p.max_new_tokens);
+  out.Set("top_k", p.top_k);
+  out.Set("n_keep", p.n_keep);
+  out.Set("top_p", ShortestFloat(p.top_p));
+  out.Set("temperature", ShortestFloat(p.temperature));
+  out.Set("repeat_penalty", ShortestFloat(p.repeat_penalty));
+  out.Set("frequency_penalty", ShortestFloat(p.frequency_penalty));
+  out.Set("presence_penalty", ShortestFloat(p.presence_penalty));
+  out.Set("mirostat", p.mirostat);
+  out.Set("mirostat_tau", ShortestFloat(p.mirostat_tau));
+  out.Set("mirostat_eta", ShortestFloat(p.mirostat_eta));
+  out.Set("skip_special_token", p.skip_special_token);
+  if (abi == Abi::k13) out.Set("ignore_eos_token", p.ignore_eos_token);
+  out.Set("is_async", p.is_async);
+  if (abi == Abi::k12) {
+    out.Set("img_start", p.img_start);
+    out.Set("img_end", p.img_end);
+    out.Set("img_content", p.img_content);
+  }
+  Napi::Object extend = Napi::Object::New(env);
+  extend.Set("base_domain_id", p.base_domain_id);
+  extend.Set("embed_flash", p.embed_flash);
+  extend.Set("enabled_cpus_num", p.enabled_cpus_num);
+  extend.Set("enabled_cpus_mask", p.enabled_cpus_mask);
+  extend.Set("n_batch", p.n_batch);
+  extend.Set("use_cross_attn", p.use_cross_attn);
+  out.Set("extend_param", extend);
+  return out;
+}
+
+}  // namespace rkllm_serve

@@ -1,0 +1,11 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  preset: 'ts-jest',
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  // Native runs and spawned servers take real time; each test states its own bound where longer.
+  testTimeout: 30000,
+  // The native suites share one machine's two cores; running them serially keeps timings sane.
+  maxWorkers: 1,
+};
