@@ -1,0 +1,31 @@
+// The emulated model file: a small JSON document that stands in for a .rkllm model and says how
+// the emulated NPU behaves (timings, limits, injected faults). Format: docs/emulated-runtime.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace emu {
+
+struct ModelSpec {
+  std::string name;
+  std::string description;
+  // Timing profile, in milliseconds.
+  double load_ms = 0;
+  double prefill_ms_per_token = 0;
+  double decode_ms_per_token = 0;
+  // Limits of the emulated model.
+  int32_t max_context_len = 4096;
+  int32_t vocab_size = 151936;
+  int32_t embedding_size = 1536;
+  // Injected faults; zero or empty means off.
+  bool has_init_error = false;
+  std::string init_error;
+  int64_t error_after_tokens = 0;
+  double abort_delay_ms = 0;
+};
+
+// Reads and validates the model file at path. On failure returns false with *error saying why.
+bool load_model_file(const std::string& path, ModelSpec* out, std::string* error);
+
+}  // namespace emu

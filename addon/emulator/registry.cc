@@ -1,0 +1,106 @@
+#include "emulator/registry.h"
+
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "emulator/log.h"
+
+namespace emu {
+
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::unordered_map<uintptr_t, std::shared_ptr<Engine>> engines;
+  std::set<int32_t> domains_in_use;  // includes handles still loading or shutting down
+  // Handle values start high and odd-looking so they never resemble small integers or NULL.
+  uintptr_t next_handle = 0x5e000001;
+};
+
+Registry& registry() {
+  // Never destroyed: handles still live at process exit must not be torn down by static
+  // destructors racing their threads.
+  static Registry* instance = new Registry;
+  return *instance;
+}
+
+void release_domain(int32_t domain) {
+  std::lock_guard<std::mutex> lock(registry().mutex);
+  registry().domains_in_use.erase(domain);
+}
+
+}  // namespace
+
+int create_engine(EngineSettings settings, void** handle) {
+  std::string error;
+  if (!load_model_file(settings.model_path, &settings.model, &error)) {
+    log_line("rkllm_init: %s", error.c_str());
+    return -1;
+  }
+  const int32_t domain = settings.base_domain_id;
+  {
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    if (!registry().domains_in_use.insert(domain).second) {
+      log_line("rkllm_init: base_domain_id %d is already used by a live handle; running two models at once "
+               "needs a different base_domain_id",
+               domain);
+      return -1;
+    }
+  }
+  const ModelSpec& model = settings.model;
+  if (model.load_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(model.load_ms));
+  }
+  if (model.has_init_error) {
+    release_domain(domain);
+    log_line("rkllm_init: %s", model.init_error.c_str());
+    return -1;
+  }
+  if (settings.max_context_len > model.max_context_len) {
+    log_line("rkllm_init: max_context_len %d exceeds the limit of model '%s'; using %d", settings.max_context_len,
+             model.name.c_str(), model.max_context_len);
+    settings.max_context_len = model.max_context_len;
+  }
+  auto engine = std::make_shared<Engine>(std::move(settings));
+  std::lock_guard<std::mutex> lock(registry().mutex);
+  uintptr_t id = registry().next_handle;
+  registry().next_handle += 2;
+  registry().engines.emplace(id, std::move(engine));
+  *handle = reinterpret_cast<void*>(id);
+  return 0;
+}
+
+std::shared_ptr<Engine> find_engine(void* handle, const char* function) {
+  if (handle) {
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    auto it = registry().engines.find(reinterpret_cast<uintptr_t>(handle));
+    if (it != registry().engines.end()) return it->second;
+  }
+  log_line("%s: %s", function, handle ? "unknown or destroyed handle" : "handle is NULL");
+  return nullptr;
+}
+
+int destroy_engine(void* handle) {
+  std::shared_ptr<Engine> engine = find_engine(handle, "rkllm_destroy");
+  if (!engine) return -1;
+  if (engine->on_worker_thread()) {
+    log_line("rkllm_destroy: cannot destroy a handle from inside its own result callback");
+    return -1;
+  }
+  {
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    // Two racing destroys: only the one that removes the handle goes on.
+    if (registry().engines.erase(reinterpret_cast<uintptr_t>(handle)) == 0) {
+      log_line("rkllm_destroy: unknown or destroyed handle");
+      return -1;
+    }
+  }
+  engine->shutdown();
+  release_domain(engine->settings().base_domain_id);
+  return 0;
+}
+
+}  // namespace emu
