@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <cstdio>
 #include <thread>
 #include <unordered_map>
 
@@ -40,6 +41,10 @@ int DispatchResult(rkllm::Result* result, void* userdata, rkllm::CallState state
   if (found == registry.runs.end()) return rkllm::kContinue;
   return found->second->OnResult(run_id, result, state);
 }
+
+// How long a run waits for abort calls still in flight (the real runtime's can take over a
+// second to land) before it starts anyway.
+constexpr int kAbortLandingTimeoutMs = 10000;
 
 bool IsReadableFile(const std::string& path) {
   struct stat st;
@@ -94,6 +99,7 @@ void ModelWorker::ThreadMain(uint64_t init_call_id) {
       if (job.kind == Job::kRun) running_run_id_ = job.id;
     }
     if (job.kind == Job::kRun) {
+      WaitForAbortsToLand();
       ExecuteRun(job);
     } else if (job.kind == Job::kCall) {
       int code = job.call(library_->api(), handle_);
@@ -274,15 +280,36 @@ void ModelWorker::Abort(uint64_t call_id) {
 // held shared meanwhile so that the worker cannot destroy it under the call.
 void ModelWorker::AbortOnHelperThread(uint64_t call_id) {
   if (!sink_->AcquireThread()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++aborts_in_flight_;
+  }
   std::thread([self = shared_from_this(), call_id] {
     int code = 0;
     {
       std::shared_lock<std::shared_mutex> lock(self->handle_mutex_);
       if (self->handle_live_) code = self->library_->api().Abort(self->handle_);
     }
+    {
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      --self->aborts_in_flight_;
+    }
+    self->aborts_landed_.notify_all();
     if (call_id != 0) self->sink_->Post(CallDoneEvent{call_id, code, {}});
     self->sink_->ReleaseThread();
   }).detach();
+}
+
+// rkllm_abort stops whatever runs on the handle, not a given run: one that is still on its way
+// when the next run starts would stop that run instead. So no run starts while one is in flight.
+void ModelWorker::WaitForAbortsToLand() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  bool landed = aborts_landed_.wait_for(lock, std::chrono::milliseconds(kAbortLandingTimeoutMs),
+                                        [this] { return aborts_in_flight_ == 0; });
+  if (!landed) {
+    std::fprintf(stderr, "rkllm-serve: rkllm_abort has not returned after %d ms; starting the next run anyway\n",
+                 kAbortLandingTimeoutMs);
+  }
 }
 
 void ModelWorker::DropQueuedLocked(const char* why) {

@@ -64,6 +64,7 @@ class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
   void DropQueuedLocked(const char* why);
   void RequestAbortOfCurrentRun();
   void AbortOnHelperThread(uint64_t call_id);
+  void WaitForAbortsToLand();
 
   const std::shared_ptr<RuntimeLibrary> library_;
   const ModelParams params_;  // model_path must outlive the handle
@@ -75,6 +76,8 @@ class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
   bool destroy_requested_ = false;  // guarded by mutex_; also read on the JS thread only
   bool thread_exited_ = false;
   std::condition_variable exited_;
+  int aborts_in_flight_ = 0;  // guarded by mutex_
+  std::condition_variable aborts_landed_;
 
   // The handle is created and destroyed by the worker; abort helpers hold it shared meanwhile.
   std::shared_mutex handle_mutex_;

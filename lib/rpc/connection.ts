@@ -1,0 +1,46 @@
+// The seam between the JSON-RPC engine (lib/rpc, lib/server) and the transports
+// (lib/transports). The engine knows no sockets: a transport wraps each peer in a Connection,
+// hands every received message to MessageHandler.handleMessage, and tells it when the peer is
+// gone. Everything the engine says to a peer goes through Connection.send.
+
+export const TRANSPORT_NAMES = ['stdio', 'tcp', 'udp', 'http', 'websocket'] as const;
+export type TransportName = (typeof TRANSPORT_NAMES)[number];
+
+/** A JSON-RPC message or batch, already serialisable with JSON.stringify. */
+export type OutgoingMessage = Record<string, unknown> | Record<string, unknown>[];
+
+export interface Connection {
+  /** Unique for the life of the process, e.g. "tcp#12 127.0.0.1:53122". */
+  readonly id: string;
+  /** 'memory' is for tests that drive the engine without a socket. */
+  readonly transport: TransportName | 'memory';
+  /**
+   * True when the engine may push notifications (stream chunks) to this peer at any time.
+   * False for a plain HTTP request: its streams are buffered for `poll` instead.
+   */
+  readonly canPush: boolean;
+  /**
+   * Set by HTTP with `Accept: text/event-stream`: handleMessage then settles only after every
+   * stream the message started has sent its last notification (rkllm_run_async included), so
+   * the transport can end the event stream there.
+   */
+  readonly holdUntilStreamsEnd?: boolean;
+  /**
+   * Sends one message (a response, a batch of responses, or a notification). Returns false when
+   * the message could not be queued: the peer is gone, or it stopped reading and the transport
+   * cut it off (the transport then also reports the connection closed).
+   */
+  send(message: OutgoingMessage): boolean;
+}
+
+export interface MessageHandler {
+  /**
+   * One received message: a line (stdio, TCP), a datagram (UDP), a body (HTTP) or a text frame
+   * (WebSocket). Every reply goes through connection.send; the returned promise settles once
+   * the direct reply to this message has been sent (or immediately for notifications), which
+   * is when an HTTP transport may end a non-streaming response. It never rejects.
+   */
+  handleMessage(connection: Connection, text: string): Promise<void>;
+  /** The peer is gone: cancel its queued and running requests and free what it held. */
+  connectionClosed(connection: Connection): void;
+}

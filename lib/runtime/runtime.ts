@@ -1,0 +1,84 @@
+// An opened librkllmrt (real or emulated): its defaults, its constants, and loading models on it.
+
+import { RkllmError } from '../errors';
+import type { AbiName, NativeRuntime, NativeRuntimeInfo, RKLLMParam } from '../native/binding';
+import { loadNative } from '../native/load';
+import { captureCallSite, withCallSite } from './call-site';
+import { RKLLM_CONSTANTS, type RkllmConstants } from './constants';
+import { DEFAULT_SIM_ABI, SIM_RUNTIME, emulatedRuntimePath, resolveModelPath } from './emulated';
+import { Model } from './model';
+import { buildParam, type PartialParam } from './param';
+
+export interface OpenRuntimeOptions {
+  /** A library path, a bare name for the dynamic loader's search, or 'sim' for the emulated
+   * runtime. Default: $RKLLM_RUNTIME, else 'librkllmrt.so'. */
+  path?: string;
+  /** Forces the ABI (needed for a library that is neither emulated nor a known release); with
+   * 'sim' it picks which emulated build to open. */
+  abi?: AbiName;
+}
+
+const DEFAULT_RUNTIME = 'librkllmrt.so';
+const ABI_NAMES: readonly string[] = ['1.2', '1.3'] satisfies AbiName[];
+
+function checkOptions(options: unknown): OpenRuntimeOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new RkllmError('options: expected an object', 'INVALID_ARGUMENT');
+  }
+  const { path, abi, ...rest } = options as Record<string, unknown>;
+  const unknownKey = Object.keys(rest)[0];
+  if (unknownKey !== undefined) throw new RkllmError(`options.${unknownKey}: not an option of openRuntime`, 'INVALID_ARGUMENT');
+  if (path !== undefined && (typeof path !== 'string' || path === '')) {
+    throw new RkllmError('options.path: expected a non-empty string', 'INVALID_ARGUMENT');
+  }
+  if (abi !== undefined && (typeof abi !== 'string' || !ABI_NAMES.includes(abi))) {
+    throw new RkllmError(`options.abi: expected '1.2' or '1.3', got ${JSON.stringify(abi)}`, 'INVALID_ARGUMENT');
+  }
+  return { path: path as string | undefined, abi: abi as AbiName | undefined };
+}
+
+/** Opens a runtime library (off the JS thread) and tells its ABI. */
+export async function openRuntime(options?: OpenRuntimeOptions): Promise<Runtime> {
+  const site = captureCallSite(openRuntime);
+  try {
+    const { path, abi } = checkOptions(options);
+    const requested = path ?? process.env.RKLLM_RUNTIME ?? DEFAULT_RUNTIME;
+    // The emulated builds declare their ABI themselves; `abi` only chooses which build to open.
+    const native =
+      requested === SIM_RUNTIME
+        ? await loadNative().openRuntime({ path: emulatedRuntimePath(abi ?? DEFAULT_SIM_ABI) })
+        : await loadNative().openRuntime(abi === undefined ? { path: requested } : { path: requested, abi });
+    return new Runtime(native);
+  } catch (error) {
+    throw withCallSite(error, site);
+  }
+}
+
+export class Runtime {
+  readonly info: NativeRuntimeInfo;
+  readonly constants: RkllmConstants = RKLLM_CONSTANTS;
+  readonly #native: NativeRuntime;
+
+  /** Made by openRuntime. */
+  constructor(native: NativeRuntime) {
+    this.#native = native;
+    this.info = native.info;
+  }
+
+  /** The runtime's own rkllm_createDefaultParam, as its ABI reports it (a fresh object). */
+  createDefaultParam(): RKLLMParam {
+    return this.#native.createDefaultParam();
+  }
+
+  /** rkllm_init with `param` merged over the defaults; 'sim:NAME' names a bundled sim model. */
+  async loadModel(param: PartialParam): Promise<Model> {
+    const site = captureCallSite(this.loadModel);
+    try {
+      const complete = buildParam(param, this.createDefaultParam(), this.info.abi, resolveModelPath);
+      return new Model(await this.#native.init(complete));
+    } catch (error) {
+      throw withCallSite(error, site);
+    }
+  }
+}
