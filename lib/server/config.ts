@@ -1,0 +1,82 @@
+// Every setting of the server, with its default. The command line (lib/cli) fills this from
+// flags over a JSON config file over these defaults; the engine and transports read it.
+
+import type { AbiName } from '../native/binding';
+import type { TransportName } from '../rpc/connection';
+
+export interface TransportConfig {
+  enabled: boolean;
+  host: string;
+  /** 0 picks a free port (the listening log line tells which). */
+  port: number;
+}
+
+export interface ServerConfig {
+  /** Path to librkllmrt, 'sim' for the emulated runtime, or undefined for the loader's search. */
+  runtime?: string;
+  runtimeAbi?: AbiName;
+  /** Loaded at start-up under the handle "default": a path or 'sim:NAME'. */
+  model?: string;
+  /** Directories a client's model and LoRA paths must resolve inside. */
+  modelsDirs: string[];
+  /** The directory a client's prompt cache paths must resolve inside. */
+  cacheDir?: string;
+
+  /** Runs waiting per model beyond the one running; a full queue answers at once. */
+  maxQueue: number;
+  /** A run still queued or running after this long is cancelled (0 = no limit). */
+  requestTimeoutMs: number;
+  /** The largest message accepted on any transport (a line, datagram, body or frame). */
+  maxMessageBytes: number;
+  /** A finished or abandoned stream's buffered chunks expire this long after the last poll. */
+  streamExpiryMs: number;
+  /** Chunks kept per stream for poll; older ones are dropped (poll reports the gap). */
+  maxBufferedChunks: number;
+  /** On SIGINT/SIGTERM: 'cancel' running requests, or 'finish' them (bounded by shutdownTimeoutMs). */
+  shutdownMode: 'cancel' | 'finish';
+  shutdownTimeoutMs: number;
+
+  /** Open connections per transport (TCP, WebSocket, HTTP sockets; UDP peers). */
+  maxConnections: number;
+  /** Bytes queued for one peer that is not reading before it is cut off. */
+  maxBufferedBytesPerConnection: number;
+  /** UDP: replies per second to one address (0 = no cap). */
+  udpRepliesPerSecond: number;
+
+  enableTestHooks: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  transports: Record<TransportName, TransportConfig>;
+}
+
+export const DEFAULT_PORTS: Record<Exclude<TransportName, 'stdio'>, number> = {
+  tcp: 8080,
+  udp: 8081,
+  http: 8082,
+  websocket: 8083,
+};
+
+export function defaultConfig(): ServerConfig {
+  const host = '127.0.0.1';
+  return {
+    modelsDirs: [],
+    maxQueue: 64,
+    requestTimeoutMs: 0,
+    maxMessageBytes: 1024 * 1024,
+    streamExpiryMs: 60_000,
+    maxBufferedChunks: 10_000,
+    shutdownMode: 'cancel',
+    shutdownTimeoutMs: 1500,
+    maxConnections: 1024,
+    maxBufferedBytesPerConnection: 8 * 1024 * 1024,
+    udpRepliesPerSecond: 0,
+    enableTestHooks: false,
+    logLevel: 'info',
+    transports: {
+      stdio: { enabled: true, host: '', port: 0 },
+      tcp: { enabled: true, host, port: DEFAULT_PORTS.tcp },
+      udp: { enabled: true, host, port: DEFAULT_PORTS.udp },
+      http: { enabled: true, host, port: DEFAULT_PORTS.http },
+      websocket: { enabled: true, host, port: DEFAULT_PORTS.websocket },
+    },
+  };
+}
