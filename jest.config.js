@@ -8,4 +8,5 @@ module.exports = {
   testTimeout: 30000,
   // The native suites share one machine's two cores; running them serially keeps timings sane.
   maxWorkers: 1,
+  reporters: ['default', '<rootDir>/test/plain-summary-reporter.js'],
 };
