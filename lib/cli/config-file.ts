@@ -1,0 +1,99 @@
+// The --config file: JSON with the keys of ServerConfig (see lib/server/config.ts), any subset of
+// them. `transports` may name a subset of transports and of their fields. Unknown keys and wrong
+// types are errors that name the key, so a typo never silently falls back to a default.
+
+import * as fs from 'fs';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { ValueErrorType } from '@sinclair/typebox/errors';
+import { Value } from '@sinclair/typebox/value';
+import type { ServerConfig } from '../server/config';
+import { UsageError } from './usage-error';
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Count = Type.Integer({ minimum: 0 });
+const Positive = Type.Integer({ minimum: 1 });
+
+const TransportSettings = Type.Object(
+  { enabled: Type.Optional(Type.Boolean()), host: Type.Optional(Type.String()), port: Type.Optional(Port) },
+  { additionalProperties: false },
+);
+
+const ConfigFileSchema = Type.Object(
+  {
+    runtime: Type.Optional(Type.String()),
+    runtimeAbi: Type.Optional(Type.Union([Type.Literal('1.2'), Type.Literal('1.3')])),
+    model: Type.Optional(Type.String()),
+    modelsDirs: Type.Optional(Type.Array(Type.String())),
+    cacheDir: Type.Optional(Type.String()),
+    maxQueue: Type.Optional(Count),
+    requestTimeoutMs: Type.Optional(Count),
+    maxMessageBytes: Type.Optional(Positive),
+    streamExpiryMs: Type.Optional(Positive),
+    maxBufferedChunks: Type.Optional(Positive),
+    shutdownMode: Type.Optional(Type.Union([Type.Literal('cancel'), Type.Literal('finish')])),
+    shutdownTimeoutMs: Type.Optional(Count),
+    maxConnections: Type.Optional(Positive),
+    maxBufferedBytesPerConnection: Type.Optional(Positive),
+    udpRepliesPerSecond: Type.Optional(Count),
+    enableTestHooks: Type.Optional(Type.Boolean()),
+    logLevel: Type.Optional(
+      Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level))),
+    ),
+    transports: Type.Optional(
+      Type.Object(
+        {
+          stdio: Type.Optional(TransportSettings),
+          tcp: Type.Optional(TransportSettings),
+          udp: Type.Optional(TransportSettings),
+          http: Type.Optional(TransportSettings),
+          websocket: Type.Optional(TransportSettings),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type ConfigFile = Static<typeof ConfigFileSchema> & { logLevel?: ServerConfig['logLevel'] };
+
+export function readConfigFile(file: string): ConfigFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--config ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`--config ${file}: not valid JSON (${(error as Error).message})`);
+  }
+  return checkConfigFile(value, file);
+}
+
+export function checkConfigFile(value: unknown, file: string): ConfigFile {
+  if (Value.Check(ConfigFileSchema, value)) return value as ConfigFile;
+  const first = Value.Errors(ConfigFileSchema, value).First();
+  if (first === undefined) throw new UsageError(`--config ${file}: not a valid configuration`);
+  const where = first.path === '' ? 'the file' : first.path.slice(1).replace(/\//g, '.');
+  if (first.type === ValueErrorType.ObjectAdditionalProperties) {
+    // The error carries the schema of the object holding the unknown key.
+    const known = Object.keys((first.schema.properties ?? {}) as Record<string, unknown>);
+    throw new UsageError(`--config ${file}: unknown setting '${where}'; the settings there are: ${known.join(', ')}`);
+  }
+  throw new UsageError(`--config ${file}: ${where}: expected ${describeSchema(first.schema)}, found ${JSON.stringify(first.value)}`);
+}
+
+function describeSchema(schema: TSchema): string {
+  if (Array.isArray(schema.anyOf)) return (schema.anyOf as TSchema[]).map(describeSchema).join(' or ');
+  if (schema.const !== undefined) return JSON.stringify(schema.const);
+  if (schema.type === 'integer') {
+    const range = schema.maximum !== undefined ? ` from ${schema.minimum} to ${schema.maximum}` : ` of at least ${schema.minimum}`;
+    return `an integer${range}`;
+  }
+  if (schema.type === 'array') return 'an array of strings';
+  if (schema.type === 'object') return 'an object';
+  return `a ${String(schema.type)}`;
+}

@@ -1,0 +1,244 @@
+// The command line of rkllm-serve (yargs 17) and how it becomes a ServerConfig: each setting is
+// taken from the command line, else from the --config file, else from defaultConfig(). Flags have
+// no yargs defaults for that reason; --help shows the real defaults through defaultDescription.
+
+import yargs from 'yargs';
+import { TRANSPORT_NAMES, type TransportName } from '../rpc/connection';
+import { SIM_RUNTIME } from '../runtime/emulated';
+import { DEFAULT_PORTS, defaultConfig, type ServerConfig } from '../server/config';
+import { readConfigFile, type ConfigFile } from './config-file';
+import { UsageError } from './usage-error';
+
+/** What `--runtime sim` serves when no --model is given: the instant sim model, as "default". */
+export const DEFAULT_SIM_MODEL = 'sim:instant';
+/** `--model none` starts without a model (clients load one with rkllm_init). */
+export const NO_MODEL = 'none';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const ABIS = ['1.2', '1.3'] as const;
+
+/** The flag that moves each network transport, and the one that switches each transport off. */
+const PORT_FLAGS = { tcp: 'tcp-port', udp: 'udp-port', http: 'http-port', websocket: 'ws-port' } as const;
+const DISABLE_FLAGS: Record<TransportName, string> = {
+  stdio: 'disable-stdio',
+  tcp: 'disable-tcp',
+  udp: 'disable-udp',
+  http: 'disable-http',
+  websocket: 'disable-ws',
+};
+
+export interface ParsedCommandLine {
+  readonly config: ServerConfig;
+}
+
+function commandLine(args: readonly string[], version: string) {
+  const defaults = defaultConfig();
+  return yargs([...args])
+    .scriptName('rkllm-serve')
+    .usage(
+      '$0 [options]\n\n' +
+        'Serves an RKLLM model (librkllmrt on Rockchip NPUs, or the built-in emulated runtime) over\n' +
+        'JSON-RPC 2.0 on stdio, TCP, UDP, HTTP and WebSocket at once. Logs go to stderr; stdout\n' +
+        'carries the stdio transport only.',
+    )
+    .option('runtime', {
+      type: 'string',
+      group: 'Runtime and model:',
+      describe: "librkllmrt to load: a path, or 'sim' for the emulated runtime",
+      defaultDescription: "librkllmrt.so from the loader's search path",
+      requiresArg: true,
+    })
+    .option('runtime-abi', {
+      type: 'string',
+      group: 'Runtime and model:',
+      describe: 'ABI of that library: 1.2 (librkllmrt 1.2.x) or 1.3 (1.3.0)',
+      defaultDescription: 'detected',
+      requiresArg: true,
+    })
+    .option('model', {
+      type: 'string',
+      group: 'Runtime and model:',
+      describe: `model loaded at start-up as handle "default": a .rkllm path, 'sim:NAME', or '${NO_MODEL}'`,
+      defaultDescription: `${DEFAULT_SIM_MODEL} with --runtime sim, else none`,
+      requiresArg: true,
+    })
+    .option('models-dir', {
+      type: 'string',
+      array: true,
+      group: 'Runtime and model:',
+      describe: 'directory clients may load models and LoRA adapters from (repeatable)',
+      defaultDescription: 'none',
+      requiresArg: true,
+    })
+    .option('cache-dir', {
+      type: 'string',
+      group: 'Runtime and model:',
+      describe: 'directory clients may keep prompt caches in',
+      defaultDescription: 'none',
+      requiresArg: true,
+    })
+    .option('host', {
+      type: 'string',
+      group: 'Transports:',
+      describe: 'address the network transports bind to (0.0.0.0 serves the network)',
+      defaultDescription: defaults.transports.tcp.host,
+      requiresArg: true,
+    })
+    .option('tcp-port', portOption('TCP', DEFAULT_PORTS.tcp))
+    .option('udp-port', portOption('UDP', DEFAULT_PORTS.udp))
+    .option('http-port', portOption('HTTP', DEFAULT_PORTS.http))
+    .option('ws-port', portOption('WebSocket', DEFAULT_PORTS.websocket))
+    .option('disable-stdio', disableOption('stdio'))
+    .option('disable-tcp', disableOption('TCP'))
+    .option('disable-udp', disableOption('UDP'))
+    .option('disable-http', disableOption('HTTP'))
+    .option('disable-ws', disableOption('WebSocket'))
+    .option('max-queue', limitOption('runs waiting per model behind the running one', defaults.maxQueue))
+    .option('request-timeout', limitOption('ms a run may queue and run before it is cancelled (0 = no limit)', defaults.requestTimeoutMs))
+    .option('max-message-bytes', limitOption('largest message accepted (line, datagram, body, frame)', defaults.maxMessageBytes))
+    .option('max-connections', limitOption('open connections per transport (UDP: known peers)', defaults.maxConnections))
+    .option(
+      'max-buffered-bytes',
+      limitOption('bytes of unread output per connection before it is cut off', defaults.maxBufferedBytesPerConnection),
+    )
+    .option('udp-replies-per-second', limitOption('datagrams sent per second to one address (0 = no cap)', defaults.udpRepliesPerSecond))
+    .option('stream-expiry', limitOption('ms a stream stays pollable after its last poll', defaults.streamExpiryMs))
+    .option('max-buffered-chunks', limitOption('chunks kept per stream for poll', defaults.maxBufferedChunks))
+    .option('shutdown-mode', {
+      type: 'string',
+      group: 'Limits:',
+      describe: "on SIGINT/SIGTERM: 'cancel' running requests or let them 'finish'",
+      defaultDescription: defaults.shutdownMode,
+      requiresArg: true,
+    })
+    .option('shutdown-timeout', limitOption('ms shutdown waits for runs to end', defaults.shutdownTimeoutMs))
+    .option('config', {
+      type: 'string',
+      group: 'Other:',
+      describe: 'JSON file of settings (keys of ServerConfig); the command line wins over it',
+      requiresArg: true,
+    })
+    .option('enable-test-hooks', {
+      type: 'boolean',
+      group: 'Other:',
+      describe: 'serve test_connection_drop (for test suites only)',
+      defaultDescription: 'false',
+    })
+    .option('log-level', {
+      type: 'string',
+      group: 'Other:',
+      describe: `${LOG_LEVELS.join(', ')}`,
+      defaultDescription: defaults.logLevel,
+      requiresArg: true,
+    })
+    .example('$0 --runtime sim', 'the emulated runtime and sim:instant on all five transports (ports 8080-8083)')
+    .example('$0 --runtime /usr/lib/librkllmrt.so --model /models/qwen2.5-1.5b.rkllm', 'a real model on a Rockchip board')
+    .example('$0 --runtime sim --model sim:rk3588-qwen2.5-1.5b --disable-udp', 'RK3588 timing, no UDP')
+    .example('$0 --runtime sim --tcp-port 0 --udp-port 0 --http-port 0 --ws-port 0', 'free ports, logged on stderr')
+    .example('$0 --runtime sim --disable-tcp --disable-udp --disable-http --disable-ws', 'stdio only, for an editor or agent')
+    .example('$0 --config server.json --log-level debug', 'settings from a file, one overridden')
+    .strict()
+    .version(version)
+    .help()
+    .alias('h', 'help')
+    .alias('v', 'version')
+    .wrap(Math.min(110, process.stdout.columns ?? 110))
+    .fail((message, error) => {
+      throw error ?? new UsageError(message);
+    });
+}
+
+function portOption(what: string, port: number) {
+  return {
+    type: 'number' as const,
+    group: 'Transports:',
+    describe: `${what} port (0 picks a free one)`,
+    defaultDescription: String(port),
+    requiresArg: true,
+  };
+}
+
+function disableOption(what: string) {
+  return { type: 'boolean' as const, group: 'Transports:', describe: `do not serve ${what}` };
+}
+
+function limitOption(describe: string, value: number) {
+  return { type: 'number' as const, group: 'Limits:', describe, defaultDescription: String(value), requiresArg: true };
+}
+
+/** Parses the arguments (without node and the script) into a complete ServerConfig. */
+export function parseCommandLine(args: readonly string[], version: string): ParsedCommandLine {
+  const argv = commandLine(args, version).parseSync();
+  const file: ConfigFile = argv.config !== undefined ? readConfigFile(argv.config) : {};
+  const config = mergeSettings(file, argv);
+  return { config };
+}
+
+type Flags = ReturnType<ReturnType<typeof commandLine>['parseSync']>;
+
+function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
+  const config = defaultConfig();
+
+  // The file over the defaults.
+  const { transports: fileTransports, ...fileTop } = file;
+  Object.assign(config, fileTop);
+  for (const name of TRANSPORT_NAMES) Object.assign(config.transports[name], fileTransports?.[name] ?? {});
+
+  // The command line over both.
+  config.runtime = flags.runtime ?? config.runtime;
+  if (flags['runtime-abi'] !== undefined) config.runtimeAbi = oneOf('--runtime-abi', flags['runtime-abi'], ABIS, 'unknown ABI');
+  config.model = flags.model ?? config.model;
+  config.modelsDirs = flags['models-dir']?.map(String) ?? config.modelsDirs;
+  config.cacheDir = flags['cache-dir'] ?? config.cacheDir;
+  if (flags.host !== undefined) {
+    for (const name of TRANSPORT_NAMES) if (name !== 'stdio') config.transports[name].host = flags.host;
+  }
+  for (const [name, flag] of Object.entries(PORT_FLAGS) as [keyof typeof PORT_FLAGS, string][]) {
+    const port = flags[flag] as number | undefined;
+    if (port !== undefined) config.transports[name].port = integer(`--${flag}`, port, 0, 65535);
+  }
+  for (const name of TRANSPORT_NAMES) {
+    if (flags[DISABLE_FLAGS[name]] === true) config.transports[name].enabled = false;
+  }
+  config.maxQueue = integerFlag(flags, 'max-queue', 0) ?? config.maxQueue;
+  config.requestTimeoutMs = integerFlag(flags, 'request-timeout', 0) ?? config.requestTimeoutMs;
+  config.maxMessageBytes = integerFlag(flags, 'max-message-bytes', 1) ?? config.maxMessageBytes;
+  config.maxConnections = integerFlag(flags, 'max-connections', 1) ?? config.maxConnections;
+  config.maxBufferedBytesPerConnection = integerFlag(flags, 'max-buffered-bytes', 1) ?? config.maxBufferedBytesPerConnection;
+  config.udpRepliesPerSecond = integerFlag(flags, 'udp-replies-per-second', 0) ?? config.udpRepliesPerSecond;
+  config.streamExpiryMs = integerFlag(flags, 'stream-expiry', 1) ?? config.streamExpiryMs;
+  config.maxBufferedChunks = integerFlag(flags, 'max-buffered-chunks', 1) ?? config.maxBufferedChunks;
+  config.shutdownTimeoutMs = integerFlag(flags, 'shutdown-timeout', 0) ?? config.shutdownTimeoutMs;
+  if (flags['shutdown-mode'] !== undefined) {
+    config.shutdownMode = oneOf('--shutdown-mode', flags['shutdown-mode'], ['cancel', 'finish'] as const, 'unknown mode');
+  }
+  if (flags['enable-test-hooks'] !== undefined) config.enableTestHooks = flags['enable-test-hooks'];
+  if (flags['log-level'] !== undefined) config.logLevel = oneOf('--log-level', flags['log-level'], LOG_LEVELS, 'unknown level');
+
+  // What the model setting means once everything is known.
+  if (config.model === NO_MODEL || config.model === '') config.model = undefined;
+  else if (config.model === undefined && config.runtime === SIM_RUNTIME) config.model = DEFAULT_SIM_MODEL;
+
+  if (!TRANSPORT_NAMES.some((name) => config.transports[name].enabled)) {
+    throw new UsageError('every transport is disabled; leave at least one of stdio, TCP, UDP, HTTP and WebSocket on');
+  }
+  return config;
+}
+
+function integerFlag(flags: Flags, flag: string, min: number): number | undefined {
+  const value = flags[flag] as number | undefined;
+  return value === undefined ? undefined : integer(`--${flag}`, value, min, Number.MAX_SAFE_INTEGER);
+}
+
+function integer(flag: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
+    throw new UsageError(`${flag} must be ${range}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[], what: string): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`${flag}: ${what} '${value}'; expected one of ${allowed.join(', ')}`);
+}

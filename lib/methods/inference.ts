@@ -1,0 +1,51 @@
+// rkllm_run and rkllm_run_async: queued on the model's scheduler, one on the NPU at a time.
+
+import { Type } from '@sinclair/typebox';
+import type { PartialInferParam } from '../runtime/model';
+import { readInfer, readInput, startRun, type RunMode } from '../server/runs';
+import type { MethodContext } from './context';
+import { defineMethod, type MethodEntry } from './define';
+import { Handle, INPUT_MEMBERS, RKLLMInferParams, RKLLMInput } from './schemas';
+
+const RunParams = Type.Object({
+  handle: Handle,
+  rkllm_input: Type.Optional(RKLLMInput),
+  rkllm_infer_params: Type.Optional(RKLLMInferParams),
+  stream: Type.Optional(Type.Boolean({ description: 'rkllm_run only: push rkllm_result notifications before the result' })),
+  // The flat shorthand: RKLLMInput's members at the top of params.
+  input_type: Type.Optional(INPUT_MEMBERS.input_type),
+  role: INPUT_MEMBERS.role,
+  enable_thinking: INPUT_MEMBERS.enable_thinking,
+  prompt_input: INPUT_MEMBERS.prompt_input,
+  token_input: INPUT_MEMBERS.token_input,
+  embed_input: INPUT_MEMBERS.embed_input,
+  multimodal_input: INPUT_MEMBERS.multimodal_input,
+});
+
+type RunParamsType = (typeof RunParams)['static'];
+
+function run(params: RunParamsType, context: MethodContext, mode: RunMode): unknown {
+  const loaded = context.core.models.resolve(params.handle);
+  const input = readInput(params as RunParamsType & Record<string, unknown>);
+  const infer = readInfer(context, params.rkllm_infer_params as PartialInferParam | undefined);
+  return startRun(context, loaded, input, infer, mode);
+}
+
+export const inferenceMethods: MethodEntry[] = [
+  defineMethod({
+    name: 'rkllm_run',
+    description:
+      'Runs an inference and answers with the final result. With stream: true, rkllm_result notifications come first ' +
+      '(a connection that cannot be pushed to gets { stream_id } at once and polls).',
+    params: RunParams,
+    cheap: false,
+    handler: (params, context) => run(params, context, params.stream === true ? 'stream' : 'plain'),
+  }),
+  defineMethod({
+    name: 'rkllm_run_async',
+    description: 'Starts an inference and answers at once with { stream_id }; the output follows as rkllm_result notifications (or poll).',
+    params: RunParams,
+    cheap: false,
+    handler: (params, context) => run(params, context, 'async'),
+  }),
+];

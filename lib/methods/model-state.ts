@@ -1,0 +1,91 @@
+// Methods that change a model's state: LoRA, prompt cache, KV cache, chat template, function
+// tools, cross-attention. They go straight to the model's native worker, which runs them in
+// order with its runs. A non-zero C return code becomes a CALL_FAILED error.
+
+import { Type } from '@sinclair/typebox';
+import { defineMethod, type MethodEntry } from './define';
+import { CrossAttnParams, Handle, LoraAdapter } from './schemas';
+
+async function returnCode(call: Promise<number>): Promise<{ return_code: number }> {
+  return { return_code: await call };
+}
+
+export const modelStateMethods: MethodEntry[] = [
+  defineMethod({
+    name: 'rkllm_load_lora',
+    description: "Loads a LoRA adapter (rkllm_load_lora); its path must be inside the server's models directories.",
+    params: Type.Object({ handle: Handle, lora_adapter: LoraAdapter }),
+    cheap: false,
+    handler: ({ handle, lora_adapter }, { core }) => {
+      const loaded = core.models.resolve(handle);
+      const path = core.paths.modelFile('lora_adapter.lora_adapter_path', lora_adapter.lora_adapter_path);
+      return returnCode(loaded.model.loadLora({ ...lora_adapter, lora_adapter_path: path }));
+    },
+  }),
+  defineMethod({
+    name: 'rkllm_load_prompt_cache',
+    description: "Loads a saved prompt cache (rkllm_load_prompt_cache); the file must be inside the server's cache directory.",
+    params: Type.Object({ handle: Handle, prompt_cache_path: Type.String({ minLength: 1 }) }),
+    cheap: false,
+    handler: ({ handle, prompt_cache_path }, { core }) => {
+      const loaded = core.models.resolve(handle);
+      const path = core.paths.cacheFileToRead('prompt_cache_path', prompt_cache_path);
+      return returnCode(loaded.model.loadPromptCache(path));
+    },
+  }),
+  defineMethod({
+    name: 'rkllm_release_prompt_cache',
+    description: 'Releases the loaded prompt cache (rkllm_release_prompt_cache).',
+    params: Type.Object({ handle: Handle }),
+    cheap: false,
+    handler: ({ handle }, { core }) => returnCode(core.models.resolve(handle).model.releasePromptCache()),
+  }),
+  defineMethod({
+    name: 'rkllm_clear_kv_cache',
+    description:
+      'Clears the KV cache (rkllm_clear_kv_cache). start_pos/end_pos (one per batch entry, both or neither) trim ranges instead.',
+    params: Type.Object({
+      handle: Handle,
+      keep_system_prompt: Type.Union([Type.Boolean(), Type.Integer()]),
+      start_pos: Type.Optional(Type.Array(Type.Integer())),
+      end_pos: Type.Optional(Type.Array(Type.Integer())),
+    }),
+    cheap: false,
+    handler: ({ handle, keep_system_prompt, start_pos, end_pos }, { core }) =>
+      returnCode(core.models.resolve(handle).model.clearKvCache(Boolean(keep_system_prompt), start_pos, end_pos)),
+  }),
+  defineMethod({
+    name: 'rkllm_set_chat_template',
+    description: 'Sets the chat template (rkllm_set_chat_template).',
+    params: Type.Object({
+      handle: Handle,
+      system_prompt: Type.String(),
+      prompt_prefix: Type.String(),
+      prompt_postfix: Type.String(),
+    }),
+    cheap: false,
+    handler: ({ handle, system_prompt, prompt_prefix, prompt_postfix }, { core }) =>
+      returnCode(core.models.resolve(handle).model.setChatTemplate(system_prompt, prompt_prefix, prompt_postfix)),
+  }),
+  defineMethod({
+    name: 'rkllm_set_function_tools',
+    description: 'Sets the function tools (rkllm_set_function_tools); tools is a JSON string or an array.',
+    params: Type.Object({
+      handle: Handle,
+      system_prompt: Type.String(),
+      tools: Type.Union([Type.String(), Type.Array(Type.Unknown())]),
+      tool_response_str: Type.String(),
+    }),
+    cheap: false,
+    handler: ({ handle, system_prompt, tools, tool_response_str }, { core }) =>
+      returnCode(core.models.resolve(handle).model.setFunctionTools(system_prompt, tools as string | object[], tool_response_str)),
+  }),
+  defineMethod({
+    name: 'rkllm_set_cross_attn_params',
+    description: 'Sets the cross-attention parameters (rkllm_set_cross_attn_params).',
+    params: Type.Object({ handle: Handle, cross_attn_params: CrossAttnParams }),
+    cheap: false,
+    handler: ({ handle, cross_attn_params }, { core }) =>
+      returnCode(core.models.resolve(handle).model.setCrossAttnParams(cross_attn_params)),
+  }),
+];

@@ -1,0 +1,63 @@
+// Methods that load, destroy and inspect models.
+
+import { Type } from '@sinclair/typebox';
+import type { PartialParam } from '../runtime/param';
+import { defineMethod, type MethodEntry } from './define';
+import { Handle, RKLLMParam } from './schemas';
+
+export const modelMethods: MethodEntry[] = [
+  defineMethod({
+    name: 'rkllm_init',
+    description:
+      'Loads a model (rkllm_init): param is merged over the runtime defaults. Optional handle names it; otherwise one is generated. ' +
+      'extend_param.base_domain_id defaults to the lowest one no other model uses.',
+    params: Type.Object({
+      param: RKLLMParam,
+      handle: Type.Optional(Type.String({ minLength: 1, description: 'Extension: the handle to load the model under' })),
+    }),
+    cheap: false,
+    handler: async ({ param, handle }, { core }) => {
+      const modelPath = core.paths.modelFile('param.model_path', param.model_path);
+      const loaded = await core.models.load({ ...param, model_path: modelPath } as PartialParam, handle);
+      core.logger.info({ handle: loaded.handle, model: param.model_path, domain: loaded.domain }, 'model loaded');
+      return { handle: loaded.handle, base_domain_id: loaded.domain };
+    },
+  }),
+  defineMethod({
+    name: 'rkllm_destroy',
+    description: 'Unloads a model (rkllm_destroy). Its queued and running requests end with MODEL_DESTROYED.',
+    params: Type.Object({ handle: Handle }),
+    cheap: false,
+    handler: async ({ handle }, { core }) => {
+      const loaded = core.models.resolve(handle);
+      const code = await core.models.destroy(loaded);
+      core.logger.info({ handle: loaded.handle }, 'model destroyed');
+      return { return_code: code };
+    },
+  }),
+  defineMethod({
+    name: 'rkllm_abort',
+    description: 'Aborts the run going on this handle (rkllm_abort); its request ends as aborted. Queued requests stay queued.',
+    params: Type.Object({ handle: Handle }),
+    cheap: false,
+    handler: async ({ handle }, { core }) => {
+      const loaded = core.models.resolve(handle);
+      loaded.scheduler.noteAbort();
+      return { return_code: await loaded.model.abort() };
+    },
+  }),
+  defineMethod({
+    name: 'rkllm_is_running',
+    description: 'Whether a run is going on this handle (normalised across ABIs).',
+    params: Type.Object({ handle: Handle }),
+    cheap: true,
+    handler: ({ handle }, { core }) => ({ running: core.models.resolve(handle).model.isRunning() }),
+  }),
+  defineMethod({
+    name: 'rkllm_get_kv_cache_size',
+    description: 'The KV cache size in tokens, one per batch entry (extend_param.n_batch).',
+    params: Type.Object({ handle: Handle }),
+    cheap: true,
+    handler: ({ handle }, { core }) => ({ cache_sizes: core.models.resolve(handle).model.getKvCacheSize() }),
+  }),
+];

@@ -1,0 +1,351 @@
+// HTTP: `POST /` carries one JSON-RPC message or batch; `GET /health` answers readiness. Each
+// request is one Connection.
+// - Plain POST: canPush false, so a streaming request answers at once with { stream_id } and its
+//   chunks wait for `poll`. The first send() is the response body; a message that earns no reply
+//   (a notification, an all-notification batch) gets 204.
+// - `Accept: text/event-stream`: canPush true and holdUntilStreamsEnd true. Every send() is one
+//   SSE event (`data: <json>\n\n`); handleMessage settles after the last stream the message
+//   started has ended (rkllm_run_async included), and the response ends there. A client that goes
+//   away mid-stream closes the Connection, which cancels its streams.
+// Keep-alive is Node's default. Sockets are bounded by config.maxConnections (extra ones get a
+// polite 503), bodies by config.maxMessageBytes (413), and an SSE reader that stops reading is cut
+// off at config.maxBufferedBytesPerConnection.
+
+import * as http from 'http';
+import type { Socket } from 'net';
+import type { Connection, OutgoingMessage } from '../rpc/connection';
+import type { ClientDialer, DialedClient, ServerStats } from '../server/types';
+import { invalidRequest, messageTooLarge, serialize, tooManyConnections } from './replies';
+import {
+  dialableHost,
+  settleWithin,
+  TransportStartError,
+  type ListeningAddress,
+  type Transport,
+  type TransportContext,
+  type TransportStats,
+} from './transport';
+
+const STOP_BOUND_MS = 300;
+
+/** What GET /health reports, besides the engine's own counts. */
+export type HealthSource = () => { server: ServerStats; transports: Record<string, TransportStats>; shuttingDown: boolean };
+
+type Reply = { status: number; body: OutgoingMessage | Record<string, unknown>; headers?: http.OutgoingHttpHeaders };
+
+class HttpConnection implements Connection {
+  readonly transport = 'http' as const;
+  readonly id: string;
+  readonly canPush: boolean;
+  readonly holdUntilStreamsEnd: boolean;
+  sentCount = 0;
+  closed = false;
+
+  constructor(
+    id: string,
+    private readonly response: http.ServerResponse,
+    private readonly streaming: boolean,
+    private readonly maxBufferedBytes: number,
+    private readonly onCutOff: (connection: HttpConnection) => void,
+  ) {
+    this.id = id;
+    this.canPush = streaming;
+    this.holdUntilStreamsEnd = streaming;
+  }
+
+  send(message: OutgoingMessage): boolean {
+    if (this.closed || this.response.destroyed) return false;
+    const text = serialize(message);
+    if (!this.streaming) {
+      // A plain request has one body; the engine sends it once.
+      if (this.sentCount > 0) return false;
+      this.sentCount += 1;
+      writeJson(this.response, 200, text);
+      return true;
+    }
+    if (this.response.writableLength > this.maxBufferedBytes) {
+      this.onCutOff(this);
+      return false;
+    }
+    this.sentCount += 1;
+    this.response.write(`data: ${text}\n\n`);
+    return true;
+  }
+}
+
+export class HttpTransport implements Transport {
+  readonly name = 'http' as const;
+  readonly dialer: ClientDialer;
+
+  private readonly context: TransportContext;
+  private readonly health: HealthSource;
+  private readonly server: http.Server;
+  private readonly sockets = new Set<Socket>();
+  /** Sockets over the bound: their requests get 503 and the socket closes. */
+  private readonly refusedSockets = new WeakSet<Socket>();
+  private readonly openConnections = new Set<HttpConnection>();
+  private address: ListeningAddress | undefined;
+  private accepting = true;
+  private nextRequestNumber = 1;
+  private counters = { accepted: 0, refused: 0, cutOff: 0 };
+
+  constructor(context: TransportContext, health: HealthSource) {
+    this.context = context;
+    this.health = health;
+    this.server = http.createServer((request, response) => this.route(request, response));
+    this.server.on('connection', (socket: Socket) => this.track(socket));
+    this.server.on('clientError', (error, socket) => {
+      // Malformed HTTP: answer 400 if the socket can still take it, never throw.
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+      context.logger.debug({ err: error, transport: this.name }, 'http client error');
+    });
+    this.dialer = { dial: () => this.dial() };
+  }
+
+  start(): Promise<ListeningAddress> {
+    const { host, port } = this.context.config.transports.http;
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(new TransportStartError(this.name, host, port, error));
+      this.server.once('error', onError);
+      this.server.listen({ host, port }, () => {
+        this.server.removeListener('error', onError);
+        this.server.on('error', (error) => this.context.logger.error({ err: error, transport: this.name }, 'http listener error'));
+        const bound = this.server.address() as { address: string; port: number };
+        this.address = { transport: this.name, host: bound.address, port: bound.port };
+        resolve(this.address);
+      });
+    });
+  }
+
+  stopAccepting(): void {
+    this.accepting = false;
+    if (this.server.listening) this.server.close();
+    this.server.closeIdleConnections();
+  }
+
+  async stop(): Promise<void> {
+    this.stopAccepting();
+    for (const connection of [...this.openConnections]) this.closeConnection(connection);
+    this.server.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
+    await settleWithin(new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve())), STOP_BOUND_MS);
+  }
+
+  stats(): TransportStats {
+    let bufferedBytes = 0;
+    for (const socket of this.sockets) bufferedBytes += socket.writableLength;
+    return { connections: this.sockets.size, ...this.counters, bufferedBytes };
+  }
+
+  private track(socket: Socket): void {
+    socket.setNoDelay(true);
+    if (!this.accepting || this.sockets.size >= this.context.config.maxConnections) {
+      this.counters.refused += 1;
+      this.refusedSockets.add(socket);
+      return;
+    }
+    this.counters.accepted += 1;
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  private route(request: http.IncomingMessage, response: http.ServerResponse): void {
+    response.on('error', (error) => this.context.logger.debug({ err: error, transport: this.name }, 'http response error'));
+    if (this.refusedSockets.has(request.socket)) {
+      request.resume();
+      reply(response, { status: 503, body: tooManyConnections(this.name, this.context.config.maxConnections), headers: { connection: 'close' } });
+      return;
+    }
+    const path = (request.url ?? '/').split('?')[0];
+    if (path === '/health') {
+      if (request.method === 'GET') this.answerHealth(response);
+      else methodNotAllowed(request, response, 'GET');
+      return;
+    }
+    if (path === '/') {
+      if (request.method === 'POST') this.answerRpc(request, response);
+      else methodNotAllowed(request, response, 'POST');
+      return;
+    }
+    request.resume();
+    reply(response, { status: 404, body: invalidRequest(`no such path: ${path}; JSON-RPC is POST /, readiness is GET /health`) });
+  }
+
+  private answerHealth(response: http.ServerResponse): void {
+    const { server, transports, shuttingDown } = this.health();
+    const body = {
+      status: shuttingDown ? 'shutting_down' : 'ok',
+      model_loaded: server.models > 0,
+      models: server.models,
+      queued: server.queued,
+      running: server.running,
+      streams: server.streams,
+      connections: server.connections,
+      transports,
+    };
+    reply(response, { status: shuttingDown ? 503 : 200, body });
+  }
+
+  private answerRpc(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const limit = this.context.config.maxMessageBytes;
+    const declared = Number(request.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      this.refuseBody(request, response, limit);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let refused = false;
+    request.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      received += chunk.length;
+      if (received > limit) {
+        refused = true;
+        chunks.length = 0;
+        this.refuseBody(request, response, limit);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => {
+      if (!refused) this.dispatch(request, response, Buffer.concat(chunks, received).toString('utf8'));
+    });
+  }
+
+  private refuseBody(request: http.IncomingMessage, response: http.ServerResponse, limit: number): void {
+    // The rest of the body is not read: the socket closes after the 413.
+    request.pause();
+    reply(response, { status: 413, body: messageTooLarge(limit, 'the request body'), headers: { connection: 'close' } });
+    response.once('finish', () => request.socket.destroySoon());
+  }
+
+  private dispatch(request: http.IncomingMessage, response: http.ServerResponse, body: string): void {
+    const streaming = /\btext\/event-stream\b/i.test(request.headers.accept ?? '');
+    const remote = `${request.socket.remoteAddress ?? '?'}:${request.socket.remotePort ?? 0}`;
+    const connection = new HttpConnection(
+      `http#${this.nextRequestNumber++} ${remote}`,
+      response,
+      streaming,
+      this.context.config.maxBufferedBytesPerConnection,
+      (cut) => {
+        this.counters.cutOff += 1;
+        this.context.logger.warn({ transport: this.name, connection: cut.id }, `${cut.id}: cut off, it is not reading its event stream`);
+        this.closeConnection(cut, true);
+        response.destroy();
+      },
+    );
+    this.openConnections.add(connection);
+    if (streaming) {
+      response.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        // Reverse proxies (nginx) must not hold events back.
+        'x-accel-buffering': 'no',
+      });
+      response.flushHeaders();
+    }
+    // The client went away before the response was complete: its requests are cancelled.
+    response.once('close', () => this.closeConnection(connection));
+
+    this.context.handler
+      .handleMessage(connection, body)
+      .catch((error: unknown) => this.context.logger.error({ err: error, connection: connection.id }, 'handleMessage rejected'))
+      .finally(() => {
+        if (!response.destroyed && !response.writableEnded) {
+          if (streaming) response.end();
+          else if (connection.sentCount === 0) {
+            response.writeHead(204);
+            response.end();
+          }
+        }
+        this.closeConnection(connection);
+      });
+  }
+
+  private closeConnection(connection: HttpConnection, deferNotice = false): void {
+    if (connection.closed) return;
+    connection.closed = true;
+    this.openConnections.delete(connection);
+    const notify = (): void => {
+      try {
+        this.context.handler.connectionClosed(connection);
+      } catch (error) {
+        this.context.logger.error({ err: error, connection: connection.id }, 'connectionClosed threw');
+      }
+    };
+    if (deferNotice) process.nextTick(notify);
+    else notify();
+  }
+
+  private dial(): Promise<DialedClient> {
+    const address = this.address;
+    if (address === undefined) return Promise.reject(new Error('http transport is not listening'));
+    const host = dialableHost(address.host);
+    const listeners: ((text: string) => void)[] = [];
+    const requests = new Set<http.ClientRequest>();
+    let dropped = false;
+    const client: DialedClient = {
+      // Each message is its own POST with an event stream back, as an SSE client would do.
+      send: (text) => {
+        if (dropped) return;
+        const request = http.request({
+          host,
+          port: address.port,
+          method: 'POST',
+          path: '/',
+          agent: false,
+          headers: { 'content-type': 'application/json', accept: 'text/event-stream', 'content-length': Buffer.byteLength(text) },
+        });
+        requests.add(request);
+        request.on('close', () => requests.delete(request));
+        request.on('error', () => undefined);
+        request.on('response', (response) => {
+          response.on('error', () => undefined);
+          let pending = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => {
+            pending += chunk;
+            let boundary: number;
+            while ((boundary = pending.indexOf('\n\n')) !== -1) {
+              const event = pending.slice(0, boundary);
+              pending = pending.slice(boundary + 2);
+              const data = event
+                .split('\n')
+                .filter((line) => line.startsWith('data:'))
+                .map((line) => line.slice(5).trimStart())
+                .join('\n');
+              if (data !== '') listeners.forEach((listener) => listener(data));
+            }
+          });
+        });
+        request.end(text);
+      },
+      onMessage: (listener) => listeners.push(listener),
+      drop: () => {
+        dropped = true;
+        for (const request of requests) request.destroy();
+      },
+    };
+    return Promise.resolve(client);
+  }
+}
+
+function writeJson(response: http.ServerResponse, status: number, text: string, headers: http.OutgoingHttpHeaders = {}): void {
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  response.end(text);
+}
+
+function reply(response: http.ServerResponse, { status, body, headers }: Reply): void {
+  if (response.headersSent || response.destroyed) return;
+  writeJson(response, status, JSON.stringify(body), headers);
+}
+
+function methodNotAllowed(request: http.IncomingMessage, response: http.ServerResponse, allowed: string): void {
+  request.resume();
+  reply(response, {
+    status: 405,
+    body: invalidRequest(`${request.method ?? '?'} is not allowed here; use ${allowed}`),
+    headers: { allow: allowed },
+  });
+}

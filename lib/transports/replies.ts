@@ -1,0 +1,52 @@
+// The few replies a transport writes itself, before or instead of the engine: a message over the
+// size bound, a binary WebSocket frame, a peer over the connection bound, a UDP reply that cannot
+// fit a datagram. They use the engine's error table so clients see one set of codes.
+
+import type { OutgoingMessage } from '../rpc/connection';
+import { failure, type RequestId } from '../rpc/envelope';
+import { INTERNAL_ERROR, INVALID_REQUEST, RpcError, serverError } from '../rpc/errors';
+
+/**
+ * A peer beyond config.maxConnections. The engine's table has no entry for it yet, so the code is
+ * the next free one of the server range; it travels with a clear message either way.
+ */
+export const TOO_MANY_CONNECTIONS_CODE = -32017;
+
+export function messageTooLarge(limitBytes: number, what: string): OutgoingMessage {
+  return { ...failure(null, serverError('MESSAGE_TOO_LARGE', `${what} is larger than ${limitBytes} bytes`, { max_bytes: limitBytes })) };
+}
+
+export function tooManyConnections(transport: string, limit: number): OutgoingMessage {
+  const error = new RpcError(TOO_MANY_CONNECTIONS_CODE, 'Too many connections; try again later', {
+    detail: `this server accepts at most ${limit} ${transport} connections at once`,
+    max_connections: limit,
+  });
+  return { ...failure(null, error) };
+}
+
+export function invalidRequest(reason: string): OutgoingMessage {
+  return { ...failure(null, new RpcError(INVALID_REQUEST, 'Invalid Request', { reason })) };
+}
+
+/**
+ * The message as JSON text. The engine only sends JSON values, but a value JSON cannot carry
+ * (a BigInt, a cycle) must cost one internal-error reply, not the connection or the process.
+ */
+export function serialize(message: OutgoingMessage): string {
+  try {
+    return JSON.stringify(message);
+  } catch (error) {
+    const id = !Array.isArray(message) && isRequestId(message.id) ? message.id : null;
+    const reason = error instanceof Error ? error.message : String(error);
+    return JSON.stringify(failure(id, new RpcError(INTERNAL_ERROR, 'Internal error', { reason: `reply not serialisable: ${reason}` })));
+  }
+}
+
+export function isRequestId(value: unknown): value is RequestId {
+  return value === null || typeof value === 'string' || typeof value === 'number';
+}
+
+/** A response (it carries an id and a result or an error), as opposed to a notification. */
+export function isResponse(message: Record<string, unknown>): boolean {
+  return 'id' in message && ('result' in message || 'error' in message);
+}

@@ -1,0 +1,138 @@
+// TCP: newline-delimited JSON, one Connection per socket. Each socket is read and written on its
+// own, so a slow peer only fills its own buffer (and is cut off past the bound); it never holds
+// up another.
+
+import * as net from 'net';
+import type { ClientDialer, DialedClient } from '../server/types';
+import { LineSplitter } from './line-splitter';
+import { serialize, tooManyConnections } from './replies';
+import { StreamPeer, type CloseReason } from './stream-peer';
+import {
+  dialableHost,
+  formatHostPort,
+  settleWithin,
+  TransportStartError,
+  type ListeningAddress,
+  type Transport,
+  type TransportContext,
+  type TransportStats,
+} from './transport';
+
+/** A refused socket gets this long to take its error line before it is destroyed. */
+const REFUSAL_LINGER_MS = 1000;
+/** TCP keep-alive probes find peers whose machine vanished from the network. */
+const KEEPALIVE_DELAY_MS = 60_000;
+const STOP_BOUND_MS = 500;
+
+export class TcpTransport implements Transport {
+  readonly name = 'tcp' as const;
+  readonly dialer: ClientDialer;
+
+  private readonly context: TransportContext;
+  private readonly server: net.Server;
+  private readonly peers = new Set<StreamPeer>();
+  private address: ListeningAddress | undefined;
+  private accepting = true;
+  private nextPeerNumber = 1;
+  private counters = { accepted: 0, refused: 0, cutOff: 0 };
+
+  constructor(context: TransportContext) {
+    this.context = context;
+    // Half-open allowed: a peer that shuts down its sending side still gets its replies.
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.admit(socket));
+    this.dialer = { dial: () => this.dial() };
+  }
+
+  start(): Promise<ListeningAddress> {
+    const { host, port } = this.context.config.transports.tcp;
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(new TransportStartError(this.name, host, port, error));
+      this.server.once('error', onError);
+      this.server.listen({ host, port, backlog: 511 }, () => {
+        this.server.removeListener('error', onError);
+        this.server.on('error', (error) => this.context.logger.error({ err: error, transport: this.name }, 'tcp listener error'));
+        const bound = this.server.address() as net.AddressInfo;
+        this.address = { transport: this.name, host: bound.address, port: bound.port };
+        resolve(this.address);
+      });
+    });
+  }
+
+  stopAccepting(): void {
+    this.accepting = false;
+    if (this.server.listening) this.server.close();
+  }
+
+  async stop(): Promise<void> {
+    this.stopAccepting();
+    for (const peer of [...this.peers]) peer.close('stopped');
+    await settleWithin(new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve())), STOP_BOUND_MS);
+  }
+
+  stats(): TransportStats {
+    let bufferedBytes = 0;
+    for (const peer of this.peers) bufferedBytes += peer.bufferedBytes;
+    return { connections: this.peers.size, ...this.counters, bufferedBytes };
+  }
+
+  private admit(socket: net.Socket): void {
+    const { config, logger } = this.context;
+    // Errors before the peer exists (a reset during refusal) must not become uncaught.
+    socket.on('error', () => undefined);
+    if (!this.accepting || this.peers.size >= config.maxConnections) {
+      this.counters.refused += 1;
+      logger.debug({ transport: this.name, remote: socket.remoteAddress }, 'tcp connection refused: at maxConnections');
+      socket.resume(); // whatever it sends is discarded
+      socket.end(serialize(tooManyConnections(this.name, config.maxConnections)) + '\n');
+      setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+      return;
+    }
+    socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+    this.counters.accepted += 1;
+    const remote = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    const peer = new StreamPeer({
+      id: `tcp#${this.nextPeerNumber++} ${remote}`,
+      transport: 'tcp',
+      input: socket,
+      output: socket,
+      context: this.context,
+      endOutput: () => socket.end(),
+      destroy: () => socket.destroy(),
+      onClosed: (closed, reason) => this.forget(closed, reason),
+    });
+    this.peers.add(peer);
+    logger.debug({ transport: this.name, connection: peer.id }, 'tcp connection opened');
+  }
+
+  private forget(peer: StreamPeer, reason: CloseReason): void {
+    this.peers.delete(peer);
+    if (reason === 'cut-off') this.counters.cutOff += 1;
+    this.context.logger.debug({ transport: this.name, connection: peer.id, reason }, 'tcp connection closed');
+  }
+
+  private dial(): Promise<DialedClient> {
+    const address = this.address;
+    if (address === undefined) return Promise.reject(new Error('tcp transport is not listening'));
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: dialableHost(address.host), port: address.port, noDelay: true });
+      const listeners: ((text: string) => void)[] = [];
+      // Replies can be large (rkllm_list_functions); the client side is bounded generously.
+      const splitter = new LineSplitter(Math.max(this.context.config.maxMessageBytes, 16 * 1024 * 1024));
+      socket.on('data', (chunk: Buffer) =>
+        splitter.push(chunk, { line: (text) => listeners.forEach((listener) => listener(text)), overflow: () => undefined }),
+      );
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.removeListener('error', reject);
+        socket.on('error', () => undefined);
+        resolve({
+          send: (text) => {
+            if (!socket.destroyed) socket.write(text.endsWith('\n') ? text : text + '\n');
+          },
+          onMessage: (listener) => listeners.push(listener),
+          drop: () => socket.destroy(),
+        });
+      });
+    });
+  }
+}

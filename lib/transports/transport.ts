@@ -1,0 +1,116 @@
+// The one interface every transport implements, and what a transport is given to do its work.
+// A transport owns its sockets and its peers; it turns each peer into a Connection and hands every
+// received message to the MessageHandler. The manager (manager.ts) starts and stops them together.
+
+import type { Logger } from 'pino';
+import type { MessageHandler, TransportName } from '../rpc/connection';
+import type { ServerConfig } from '../server/config';
+import type { ClientDialer } from '../server/types';
+
+export interface ListeningAddress {
+  transport: TransportName;
+  /** The address actually bound ('' for stdio). */
+  host: string;
+  /** The port actually bound, also when 0 was asked for (0 for stdio). */
+  port: number;
+}
+
+export interface TransportStats {
+  /** Peers open right now (TCP/WebSocket connections, HTTP sockets, known UDP peers, stdio). */
+  connections: number;
+  /** Peers admitted since start. */
+  accepted: number;
+  /** Peers turned away because maxConnections was reached (or the transport was stopping). */
+  refused: number;
+  /** Peers cut off because they stopped reading while output piled up. */
+  cutOff: number;
+  /** Bytes written to peers but not yet taken by them, summed over peers. */
+  bufferedBytes: number;
+}
+
+export interface Transport {
+  readonly name: TransportName;
+  /** Binds and starts serving; rejects with a TransportStartError when it cannot. */
+  start(): Promise<ListeningAddress>;
+  /** Stops admitting new peers; open peers keep being served (the first step of shutdown). */
+  stopAccepting(): void;
+  /** Closes every peer (each is reported closed to the handler) and the listener. Never rejects. */
+  stop(): Promise<void>;
+  /** Opens a real client of this transport to this server (for test_connection_drop). */
+  readonly dialer: ClientDialer;
+  stats(): TransportStats;
+}
+
+export interface TransportContext {
+  readonly handler: MessageHandler;
+  readonly config: ServerConfig;
+  readonly logger: Logger;
+}
+
+/** Why a transport could not start: its address is taken, refused, or does not exist here. */
+export class TransportStartError extends Error {
+  readonly transport: TransportName;
+  readonly host: string;
+  readonly port: number;
+  /** The system's error code (EADDRINUSE, EACCES, EADDRNOTAVAIL, ...) when there is one. */
+  readonly code: string | undefined;
+
+  constructor(transport: TransportName, host: string, port: number, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    super(`${transport}: cannot listen on ${formatHostPort(host, port)}: ${describeListenError(code, cause)}`);
+    this.name = 'TransportStartError';
+    this.transport = transport;
+    this.host = host;
+    this.port = port;
+    this.code = code;
+  }
+}
+
+function describeListenError(code: string | undefined, cause: unknown): string {
+  switch (code) {
+    case 'EADDRINUSE':
+      return 'the address is already in use (EADDRINUSE)';
+    case 'EACCES':
+      return 'permission denied (EACCES); ports below 1024 need privileges';
+    case 'EADDRNOTAVAIL':
+      return 'no network interface of this machine has that address (EADDRNOTAVAIL)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `the host name does not resolve (${code})`;
+    default:
+      return cause instanceof Error ? cause.message : String(cause);
+  }
+}
+
+/** "127.0.0.1:8080", "[::1]:8080". */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * The address a client on this machine dials to reach a listener bound to `host`: a wildcard
+ * bind is reached through loopback of the same family.
+ */
+export function dialableHost(host: string): string {
+  if (host === '' || host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::' || host === '[::]') return '::1';
+  return host;
+}
+
+/** Waits for `promise` at most `ms`; resolves either way (shutdown steps must never hang). */
+export function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
+}

@@ -1,0 +1,277 @@
+// WebSocket (the ws package) on path '/': one JSON text per text frame, one Connection per socket.
+// A binary frame gets an Invalid Request error and the connection stays. A frame over
+// config.maxMessageBytes is refused by ws itself (maxPayload), which closes with 1009 (message too
+// big): the frame cannot be skipped without reading it. Peers are pinged every PING_INTERVAL_MS
+// and one that has not answered the previous ping is terminated. A peer that lets more than
+// config.maxBufferedBytesPerConnection pile up unread is closed with 1008 (and terminated if it
+// does not take the close either). Upgrades beyond config.maxConnections get a 503.
+
+import * as http from 'http';
+import type { Duplex } from 'stream';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { Connection, OutgoingMessage } from '../rpc/connection';
+import type { ClientDialer, DialedClient } from '../server/types';
+import { invalidRequest, serialize, tooManyConnections } from './replies';
+import {
+  dialableHost,
+  formatHostPort,
+  settleWithin,
+  TransportStartError,
+  type ListeningAddress,
+  type Transport,
+  type TransportContext,
+  type TransportStats,
+} from './transport';
+
+export const PING_INTERVAL_MS = 30_000;
+/** A peer closed for not reading gets this long to take the close frame before it is terminated. */
+const CLOSE_GRACE_MS = 1000;
+const STOP_BOUND_MS = 300;
+const POLICY_VIOLATION = 1008;
+const GOING_AWAY = 1001;
+
+class WebSocketPeer implements Connection {
+  readonly transport = 'websocket' as const;
+  readonly canPush = true;
+  readonly id: string;
+  readonly socket: WebSocket;
+  answeredPing = true;
+  closed = false;
+
+  constructor(
+    id: string,
+    socket: WebSocket,
+    private readonly maxBufferedBytes: number,
+    private readonly onCutOff: (peer: WebSocketPeer) => void,
+  ) {
+    this.id = id;
+    this.socket = socket;
+  }
+
+  send(message: OutgoingMessage): boolean {
+    if (this.closed || this.socket.readyState !== WebSocket.OPEN) return false;
+    // bufferedAmount is what earlier sends left unread: past the bound the peer is cut off.
+    if (this.socket.bufferedAmount > this.maxBufferedBytes) {
+      this.onCutOff(this);
+      return false;
+    }
+    this.socket.send(serialize(message));
+    return true;
+  }
+}
+
+export class WebSocketTransport implements Transport {
+  readonly name = 'websocket' as const;
+  readonly dialer: ClientDialer;
+
+  private readonly context: TransportContext;
+  private readonly httpServer: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly peers = new Set<WebSocketPeer>();
+  /** Upgrades under way count against the bound too. */
+  private upgrading = 0;
+  private address: ListeningAddress | undefined;
+  private accepting = true;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private nextPeerNumber = 1;
+  private counters = { accepted: 0, refused: 0, cutOff: 0 };
+
+  constructor(context: TransportContext) {
+    this.context = context;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: context.config.maxMessageBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.httpServer = http.createServer((request, response) => {
+      request.resume();
+      const body = serialize(invalidRequest('this port speaks WebSocket only; open ws://host:port/'));
+      response.writeHead(426, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), upgrade: 'websocket' });
+      response.end(body);
+    });
+    this.httpServer.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(request, socket, head));
+    this.httpServer.on('clientError', (_error, socket) => socket.destroy());
+    this.dialer = { dial: () => this.dial() };
+  }
+
+  start(): Promise<ListeningAddress> {
+    const { host, port } = this.context.config.transports.websocket;
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(new TransportStartError(this.name, host, port, error));
+      this.httpServer.once('error', onError);
+      this.httpServer.listen({ host, port }, () => {
+        this.httpServer.removeListener('error', onError);
+        this.httpServer.on('error', (error) => this.context.logger.error({ err: error, transport: this.name }, 'websocket listener error'));
+        const bound = this.httpServer.address() as { address: string; port: number };
+        this.address = { transport: this.name, host: bound.address, port: bound.port };
+        this.pingTimer = setInterval(() => this.pingAll(), PING_INTERVAL_MS);
+        this.pingTimer.unref();
+        resolve(this.address);
+      });
+    });
+  }
+
+  stopAccepting(): void {
+    this.accepting = false;
+    if (this.httpServer.listening) this.httpServer.close();
+  }
+
+  async stop(): Promise<void> {
+    this.stopAccepting();
+    if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
+    for (const peer of [...this.peers]) {
+      this.forget(peer);
+      // A close frame if the peer can take it now; the socket goes either way.
+      if (peer.socket.readyState === WebSocket.OPEN && peer.socket.bufferedAmount === 0) peer.socket.close(GOING_AWAY, 'server shutting down');
+      peer.socket.terminate();
+    }
+    this.httpServer.closeAllConnections();
+    await settleWithin(
+      new Promise<void>((resolve) => (this.httpServer.listening ? this.httpServer.close(() => resolve()) : resolve())),
+      STOP_BOUND_MS,
+    );
+  }
+
+  stats(): TransportStats {
+    let bufferedBytes = 0;
+    for (const peer of this.peers) bufferedBytes += peer.socket.bufferedAmount;
+    return { connections: this.peers.size, ...this.counters, bufferedBytes };
+  }
+
+  private upgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    const path = (request.url ?? '/').split('?')[0];
+    if (path !== '/') {
+      rejectUpgrade(socket, 404, invalidRequest(`no WebSocket endpoint at ${path}; use /`));
+      return;
+    }
+    if (!this.accepting || this.peers.size + this.upgrading >= this.context.config.maxConnections) {
+      this.counters.refused += 1;
+      rejectUpgrade(socket, 503, tooManyConnections(this.name, this.context.config.maxConnections));
+      return;
+    }
+    this.upgrading += 1;
+    let settled = false;
+    const settle = (): void => {
+      if (!settled) {
+        settled = true;
+        this.upgrading -= 1;
+      }
+    };
+    socket.once('close', settle);
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      settle();
+      this.admit(ws, request);
+    });
+  }
+
+  private admit(ws: WebSocket, request: http.IncomingMessage): void {
+    const { config, handler, logger } = this.context;
+    this.counters.accepted += 1;
+    const remote = formatHostPort(request.socket.remoteAddress ?? '?', request.socket.remotePort ?? 0);
+    const peer = new WebSocketPeer(`websocket#${this.nextPeerNumber++} ${remote}`, ws, config.maxBufferedBytesPerConnection, (cut) =>
+      this.cutOff(cut),
+    );
+    this.peers.add(peer);
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      if (peer.closed) return;
+      if (isBinary) {
+        peer.send(invalidRequest('binary frames are not accepted; send each JSON-RPC message as a text frame'));
+        return;
+      }
+      handler
+        .handleMessage(peer, rawDataToString(data))
+        .catch((error: unknown) => logger.error({ err: error, connection: peer.id }, 'handleMessage rejected'));
+    });
+    ws.on('pong', () => {
+      peer.answeredPing = true;
+    });
+    ws.on('error', (error: Error) => {
+      // ws closes the socket itself after an error (1009 for an oversize frame, 1007 for bad UTF-8).
+      logger.debug({ err: error, connection: peer.id }, 'websocket error');
+    });
+    ws.on('close', () => this.forget(peer));
+    logger.debug({ transport: this.name, connection: peer.id }, 'websocket opened');
+  }
+
+  private cutOff(peer: WebSocketPeer): void {
+    this.counters.cutOff += 1;
+    this.context.logger.warn(
+      { transport: this.name, connection: peer.id, bufferedBytes: peer.socket.bufferedAmount },
+      `${peer.id}: cut off, it is not reading its messages`,
+    );
+    // The engine hears of it on the next tick, not from inside its own send().
+    this.forget(peer, true);
+    peer.socket.close(POLICY_VIOLATION, 'not reading: too much output buffered');
+    setTimeout(() => peer.socket.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  private forget(peer: WebSocketPeer, deferNotice = false): void {
+    if (peer.closed) return;
+    peer.closed = true;
+    this.peers.delete(peer);
+    const notify = (): void => {
+      try {
+        this.context.handler.connectionClosed(peer);
+      } catch (error) {
+        this.context.logger.error({ err: error, connection: peer.id }, 'connectionClosed threw');
+      }
+    };
+    if (deferNotice) process.nextTick(notify);
+    else notify();
+  }
+
+  private pingAll(): void {
+    for (const peer of [...this.peers]) {
+      if (!peer.answeredPing) {
+        this.context.logger.debug({ connection: peer.id }, 'websocket peer missed a pong: terminated');
+        this.forget(peer);
+        peer.socket.terminate();
+        continue;
+      }
+      peer.answeredPing = false;
+      peer.socket.ping();
+    }
+  }
+
+  private dial(): Promise<DialedClient> {
+    const address = this.address;
+    if (address === undefined) return Promise.reject(new Error('websocket transport is not listening'));
+    const url = `ws://${formatHostPort(dialableHost(address.host), address.port)}/`;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { perMessageDeflate: false });
+      const listeners: ((text: string) => void)[] = [];
+      ws.on('message', (data: WebSocket.RawData) => {
+        const text = rawDataToString(data);
+        for (const listener of listeners) listener(text);
+      });
+      ws.once('error', reject);
+      ws.once('open', () => {
+        ws.removeListener('error', reject);
+        ws.on('error', () => undefined);
+        resolve({
+          send: (text) => {
+            if (ws.readyState === WebSocket.OPEN) ws.send(text);
+          },
+          onMessage: (listener) => listeners.push(listener),
+          drop: () => ws.terminate(),
+        });
+      });
+    });
+  }
+}
+
+function rawDataToString(data: WebSocket.RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+function rejectUpgrade(socket: Duplex, status: number, body: OutgoingMessage): void {
+  const text = serialize(body);
+  const reason = http.STATUS_CODES[status] ?? 'Error';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+  );
+}
