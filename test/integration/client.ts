@@ -1,0 +1,1106 @@
+// The integration suites' client: spawns the real bin/rkllm-serve as a child process, learns its
+// ports from the listening lines on stderr, and talks JSON-RPC 2.0 to it over real sockets on
+// 127.0.0.1 (stdio through the child's pipes). Every wait is bounded by a timeout, and every
+// server it starts is stopped by stopAllServers() (each suite's afterAll/afterEach).
+
+import { spawn, type ChildProcess } from 'child_process';
+import * as dgram from 'dgram';
+import * as fs from 'fs';
+import * as http from 'http';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import WebSocket from 'ws';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const BIN = path.join(REPO_ROOT, 'bin', 'rkllm-serve');
+export const HOST = '127.0.0.1';
+
+export type Transport = 'stdio' | 'tcp' | 'udp' | 'http' | 'websocket';
+export type NetworkTransport = Exclude<Transport, 'stdio'>;
+export const TRANSPORTS: readonly Transport[] = ['stdio', 'tcp', 'udp', 'http', 'websocket'];
+export const NETWORK_TRANSPORTS: readonly NetworkTransport[] = ['tcp', 'udp', 'http', 'websocket'];
+
+/** LLMCallState values (PROTOCOL.md / rkllm-abi.md). */
+export const STATE = { NORMAL: 0, WAITING: 1, FINISH: 2, ERROR: 3 } as const;
+
+/** Every method of PROTOCOL.md's table but the test hook. */
+export const PROTOCOL_METHODS = [
+  'rkllm_createDefaultParam',
+  'rkllm_init',
+  'rkllm_destroy',
+  'rkllm_run',
+  'rkllm_run_async',
+  'rkllm_abort',
+  'rkllm_is_running',
+  'rkllm_load_lora',
+  'rkllm_load_prompt_cache',
+  'rkllm_release_prompt_cache',
+  'rkllm_clear_kv_cache',
+  'rkllm_get_kv_cache_size',
+  'rkllm_set_chat_template',
+  'rkllm_set_function_tools',
+  'rkllm_set_cross_attn_params',
+  'rkllm_list_functions',
+  'rkllm_get_constants',
+  'poll',
+  'cancel',
+] as const;
+
+const FLAG_FOR_PORT: Record<NetworkTransport, string> = {
+  tcp: '--tcp-port',
+  udp: '--udp-port',
+  http: '--http-port',
+  websocket: '--ws-port',
+};
+const FLAG_FOR_DISABLE: Record<Transport, string> = {
+  stdio: '--disable-stdio',
+  tcp: '--disable-tcp',
+  udp: '--disable-udp',
+  http: '--disable-http',
+  websocket: '--disable-ws',
+};
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves with the first truthy value of check(), polled every intervalMs; throws after timeoutMs. */
+export async function waitUntil<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await check();
+    if (last) return last;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Rejects with a clear message when promise has not settled within ms. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Runs fn over items with at most `limit` in flight. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index], index);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+/** "1, 2, ..., n": the emulated model's answer to "count to n". */
+export function countTo(n: number): string {
+  return Array.from({ length: n }, (_, i) => String(i + 1)).join(', ');
+}
+
+export function makeTempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `rkllm-it-${prefix}-`));
+}
+
+export function openFdCount(pid: number): number {
+  return fs.readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** VmRSS of a process in KiB. */
+export function residentKiB(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]);
+}
+
+export function isListening(port: number, host = HOST, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON-RPC shapes
+
+export interface RpcError {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+export interface RpcMessage {
+  jsonrpc?: string;
+  id?: unknown;
+  method?: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  params?: any;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  result?: any;
+  error?: RpcError;
+}
+
+/** The params of one rkllm_result notification. */
+export interface ResultChunk {
+  stream_id: string | number;
+  request_id: unknown;
+  seq: number;
+  state: number;
+  text?: string | null;
+  token_id?: number;
+  aborted?: boolean;
+  perf?: Record<string, number>;
+  error?: unknown;
+  [key: string]: unknown;
+}
+
+export interface TimedChunk {
+  chunk: ResultChunk;
+  at: number;
+}
+
+export interface StreamOutcome {
+  id: unknown;
+  method: string;
+  sentAt: number;
+  /** The JSON-RPC reply to the request (for rkllm_run: the final result; for run_async: {stream_id}). */
+  response?: RpcMessage;
+  responseAt?: number;
+  /** rkllm_result notifications of this request, in arrival order. */
+  chunks: TimedChunk[];
+  final?: ResultChunk;
+  finalAt?: number;
+  /** Every chunk's text, in seq order. */
+  text: string;
+  streamId?: string | number;
+}
+
+export function isFinalChunk(chunk: ResultChunk): boolean {
+  return chunk.state === STATE.FINISH || chunk.state === STATE.ERROR || chunk.aborted === true;
+}
+
+export function joinChunks(chunks: readonly TimedChunk[]): string {
+  return [...chunks]
+    .sort((a, b) => a.chunk.seq - b.chunk.seq)
+    .map((c) => (typeof c.chunk.text === 'string' ? c.chunk.text : ''))
+    .join('');
+}
+
+/** Throws unless seqs are exactly 0..n-1 (in arrival order when inOrder). */
+export function assertContiguous(chunks: readonly TimedChunk[], inOrder = true): void {
+  const seqs = chunks.map((c) => c.chunk.seq);
+  const sorted = inOrder ? seqs : [...seqs].sort((a, b) => a - b);
+  for (let i = 0; i < sorted.length; i++) {
+    if (sorted[i] !== i) throw new Error(`seq not contiguous from 0: ${JSON.stringify(seqs.slice(0, 50))}`);
+  }
+}
+
+export interface RequestOptions {
+  id?: string | number;
+  timeoutMs?: number;
+}
+
+export interface StreamOptions extends RequestOptions {
+  /** Called for each notification of this stream as it arrives. */
+  onChunk?: (chunk: ResultChunk, outcome: StreamOutcome) => void;
+  /** Called once with the outcome being filled in (to inspect it even if the wait times out). */
+  onStart?: (outcome: StreamOutcome) => void;
+}
+
+/** What every transport's client offers the suites. */
+export interface RpcClient {
+  readonly transport: Transport;
+  request(method: string, params?: unknown, options?: RequestOptions): Promise<RpcMessage>;
+  /** A request that starts a stream (rkllm_run with stream:true, or rkllm_run_async), to its end. */
+  stream(method: string, params: unknown, options?: StreamOptions): Promise<StreamOutcome>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients of message transports (stdio, TCP, UDP, WebSocket): everything they receive is a
+// JSON-RPC message; replies are matched by id, notifications by request_id.
+
+interface Waiter {
+  match: (message: RpcMessage) => boolean;
+  resolve: (message: RpcMessage) => void;
+}
+
+interface Collector {
+  outcome: StreamOutcome;
+  onChunk?: (chunk: ResultChunk, outcome: StreamOutcome) => void;
+  check: () => void;
+}
+
+let idCounter = 0;
+
+export abstract class MessageClient implements RpcClient {
+  abstract readonly transport: Transport;
+  /** Every message received, with its arrival time. */
+  readonly received: { message: RpcMessage; at: number }[] = [];
+  /** Texts received that were not JSON. */
+  readonly unparsable: string[] = [];
+  /** Notifications whose request_id this client never sent, or whose stream it never started. */
+  readonly foreign: RpcMessage[] = [];
+  readonly sentIds = new Set<string>();
+  readonly myStreams = new Set<string>();
+  closed = false;
+  closeInfo: { code?: number; reason?: string } = {};
+  private waiters = new Set<Waiter>();
+  private collectors = new Map<string, Collector>();
+  private closeListeners: (() => void)[] = [];
+  protected readonly label: string;
+
+  constructor(label: string) {
+    this.label = label;
+  }
+
+  /** Sends one framed message as is (a line, a datagram, a frame). */
+  abstract sendText(text: string): void;
+  /** Sends bytes with no framing added (for garbage and partial frames). */
+  abstract sendRaw(data: string | Buffer): void;
+  abstract close(): Promise<void>;
+
+  nextId(): string {
+    return `${this.label}-${++idCounter}`;
+  }
+
+  send(message: Record<string, unknown>): void {
+    if (message.id !== undefined) this.sentIds.add(JSON.stringify(message.id));
+    this.sendText(JSON.stringify(message));
+  }
+
+  protected markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const listener of this.closeListeners.splice(0)) listener();
+  }
+
+  /** Resolves when the peer closes; rejects after timeoutMs. */
+  waitClosed(timeoutMs: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return withTimeout(new Promise<void>((resolve) => this.closeListeners.push(resolve)), timeoutMs, `${this.label}: close`);
+  }
+
+  protected onText(text: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      this.unparsable.push(text);
+      return;
+    }
+    const at = Date.now();
+    const messages = Array.isArray(value) ? value : [value];
+    for (const message of messages as RpcMessage[]) {
+      this.received.push({ message, at });
+      this.route(message, at);
+    }
+  }
+
+  private route(message: RpcMessage, at: number): void {
+    if (message && message.method === 'rkllm_result' && message.params) {
+      const chunk = message.params as ResultChunk;
+      const key = JSON.stringify(chunk.request_id);
+      if (!this.sentIds.has(key)) this.foreign.push(message);
+      const collector = this.collectors.get(key);
+      if (collector) {
+        const outcome = collector.outcome;
+        if (outcome.streamId === undefined) {
+          outcome.streamId = chunk.stream_id;
+          this.myStreams.add(String(chunk.stream_id));
+        }
+        if (String(chunk.stream_id) !== String(outcome.streamId)) this.foreign.push(message);
+        outcome.chunks.push({ chunk, at });
+        if (isFinalChunk(chunk) && outcome.final === undefined) {
+          outcome.final = chunk;
+          outcome.finalAt = at;
+        }
+        collector.onChunk?.(chunk, outcome);
+        collector.check();
+      } else if (!this.myStreams.has(String(chunk.stream_id))) {
+        this.foreign.push(message);
+      }
+    } else if (message && message.id !== undefined && message.method === undefined) {
+      const key = JSON.stringify(message.id);
+      const collector = this.collectors.get(key);
+      if (collector && collector.outcome.response === undefined) {
+        collector.outcome.response = message;
+        collector.outcome.responseAt = at;
+        const streamId = message.result?.stream_id;
+        if (streamId !== undefined) {
+          collector.outcome.streamId ??= streamId;
+          this.myStreams.add(String(streamId));
+        }
+        collector.check();
+      }
+    }
+    for (const waiter of [...this.waiters]) {
+      if (waiter.match(message)) {
+        this.waiters.delete(waiter);
+        waiter.resolve(message);
+      }
+    }
+  }
+
+  /** The first message (already received or still to come) that matches, within timeoutMs. */
+  waitFor(what: string, match: (message: RpcMessage) => boolean, timeoutMs = 10_000): Promise<RpcMessage> {
+    const found = this.received.find((r) => match(r.message));
+    if (found) return Promise.resolve(found.message);
+    let waiter: Waiter | undefined;
+    const promise = new Promise<RpcMessage>((resolve) => {
+      waiter = { match, resolve };
+      this.waiters.add(waiter);
+    });
+    return withTimeout(promise, timeoutMs, `${this.label}: ${what}`).finally(() => {
+      if (waiter) this.waiters.delete(waiter);
+    });
+  }
+
+  /** The reply to the request with this id. */
+  waitForReply(id: unknown, timeoutMs = 10_000): Promise<RpcMessage> {
+    const key = JSON.stringify(id);
+    return this.waitFor(`reply to id ${key}`, (m) => m.method === undefined && JSON.stringify(m.id) === key, timeoutMs);
+  }
+
+  async request(method: string, params?: unknown, options: RequestOptions = {}): Promise<RpcMessage> {
+    const id = options.id ?? this.nextId();
+    const reply = this.waitForReply(id, options.timeoutMs ?? 10_000);
+    const message: Record<string, unknown> = { jsonrpc: '2.0', id, method };
+    if (params !== undefined) message.params = params;
+    this.send(message);
+    return reply;
+  }
+
+  stream(method: string, params: unknown, options: StreamOptions = {}): Promise<StreamOutcome> {
+    const id = options.id ?? this.nextId();
+    const key = JSON.stringify(id);
+    const timeoutMs = options.timeoutMs ?? 20_000;
+    const outcome: StreamOutcome = { id, method, sentAt: Date.now(), chunks: [], text: '' };
+    options.onStart?.(outcome);
+    let settle!: () => void;
+    const done = new Promise<void>((resolve) => (settle = resolve));
+    const collector: Collector = {
+      outcome,
+      onChunk: options.onChunk,
+      check: () => {
+        const response = outcome.response;
+        if (!response) return;
+        // A request refused outright (queue full, bad params) starts no stream.
+        if (response.error && outcome.chunks.length === 0) return settle();
+        if (outcome.final) settle();
+      },
+    };
+    this.collectors.set(key, collector);
+    const message: Record<string, unknown> = { jsonrpc: '2.0', id, method, params };
+    this.send(message);
+    return withTimeout(done, timeoutMs, `${this.label}: ${method} stream ${key} to its end (${outcome.chunks.length} chunks, response ${outcome.response ? 'received' : 'missing'})`)
+      .then(() => {
+        outcome.text = joinChunks(outcome.chunks);
+        return outcome;
+      })
+      .finally(() => this.collectors.delete(key));
+  }
+}
+
+/** Splits a byte stream into lines (\n, tolerating \r\n). */
+class LineSplitter {
+  private pending: Buffer[] = [];
+  constructor(private readonly onLine: (line: string) => void) {}
+  push(data: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const nl = data.indexOf(10, start);
+      if (nl < 0) break;
+      const piece = data.subarray(start, nl);
+      const whole = this.pending.length ? Buffer.concat([...this.pending, piece]) : piece;
+      this.pending = [];
+      let line = whole.toString('utf8');
+      if (line.endsWith('\r')) line = line.slice(0, -1);
+      if (line.length > 0) this.onLine(line);
+      start = nl + 1;
+    }
+    if (start < data.length) this.pending.push(Buffer.from(data.subarray(start)));
+  }
+}
+
+export class TcpClient extends MessageClient {
+  readonly transport = 'tcp' as const;
+  readonly socket: net.Socket;
+
+  private constructor(socket: net.Socket, label: string) {
+    super(label);
+    this.socket = socket;
+    const splitter = new LineSplitter((line) => this.onText(line));
+    socket.on('data', (data: Buffer) => splitter.push(data));
+    socket.on('close', () => this.markClosed());
+    socket.on('error', () => this.markClosed());
+  }
+
+  static connect(port: number, timeoutMs = 5000, label = 'tcp'): Promise<TcpClient> {
+    return withTimeout(
+      new Promise<TcpClient>((resolve, reject) => {
+        const socket = net.connect({ port, host: HOST });
+        socket.setNoDelay(true);
+        const onError = (error: Error) => reject(error);
+        socket.once('error', onError);
+        socket.once('connect', () => {
+          socket.off('error', onError);
+          resolve(new TcpClient(socket, label));
+        });
+      }),
+      timeoutMs,
+      `tcp connect to ${port}`,
+    );
+  }
+
+  sendText(text: string): void {
+    this.socket.write(text + '\n');
+  }
+
+  sendRaw(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Abrupt drop: a TCP reset, no goodbye. */
+  drop(): void {
+    if (typeof this.socket.resetAndDestroy === 'function') this.socket.resetAndDestroy();
+    else this.socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    if (this.socket.destroyed) return;
+    await withTimeout(
+      new Promise<void>((resolve) => {
+        this.socket.once('close', () => resolve());
+        this.socket.end();
+      }),
+      5000,
+      'tcp close',
+    ).catch(() => this.socket.destroy());
+  }
+}
+
+export class UdpClient extends MessageClient {
+  readonly transport = 'udp' as const;
+  readonly socket: dgram.Socket;
+  private constructor(
+    socket: dgram.Socket,
+    private readonly port: number,
+    label: string,
+  ) {
+    super(label);
+    this.socket = socket;
+    socket.on('message', (data: Buffer) => this.onText(data.toString('utf8')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.markClosed());
+  }
+
+  static open(port: number, label = 'udp'): Promise<UdpClient> {
+    return withTimeout(
+      new Promise<UdpClient>((resolve, reject) => {
+        const socket = dgram.createSocket('udp4');
+        socket.once('error', reject);
+        socket.bind(0, HOST, () => {
+          socket.off('error', reject);
+          resolve(new UdpClient(socket, port, label));
+        });
+      }),
+      5000,
+      'udp bind',
+    );
+  }
+
+  sendText(text: string): void {
+    this.socket.send(text, this.port, HOST);
+  }
+
+  sendRaw(data: string | Buffer): void {
+    this.socket.send(data, this.port, HOST);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await new Promise<void>((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+}
+
+export class WsClient extends MessageClient {
+  readonly transport = 'websocket' as const;
+  readonly ws: WebSocket;
+  private constructor(ws: WebSocket, label: string) {
+    super(label);
+    this.ws = ws;
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+      this.onText(isBinary ? `<binary frame of ${buffer.length} bytes>` : buffer.toString('utf8'));
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.closeInfo = { code, reason: reason.toString() };
+      this.markClosed();
+    });
+    ws.on('error', () => undefined);
+  }
+
+  static connect(port: number, timeoutMs = 5000, label = 'ws', options: WebSocket.ClientOptions = {}): Promise<WsClient> {
+    return withTimeout(
+      new Promise<WsClient>((resolve, reject) => {
+        const ws = new WebSocket(`ws://${HOST}:${port}/`, { perMessageDeflate: false, ...options });
+        ws.once('error', reject);
+        ws.once('open', () => {
+          ws.off('error', reject);
+          resolve(new WsClient(ws, label));
+        });
+      }),
+      timeoutMs,
+      `websocket connect to ${port}`,
+    );
+  }
+
+  sendText(text: string): void {
+    this.ws.send(text);
+  }
+
+  sendRaw(data: string | Buffer): void {
+    this.ws.send(data, { binary: false });
+  }
+
+  /** Abrupt drop: the socket is destroyed without a close frame. */
+  drop(): void {
+    this.ws.terminate();
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    await withTimeout(
+      new Promise<void>((resolve) => {
+        this.ws.once('close', () => resolve());
+        this.ws.close();
+      }),
+      5000,
+      'websocket close',
+    ).catch(() => this.ws.terminate());
+  }
+}
+
+/** stdio: the child's stdin and stdout, as an editor or agent tool would use them. */
+export class StdioClient extends MessageClient {
+  readonly transport = 'stdio' as const;
+  constructor(private readonly child: ChildProcess) {
+    super('stdio');
+    if (!child.stdin || !child.stdout) throw new Error('the server was not started with stdin/stdout pipes');
+    const splitter = new LineSplitter((line) => this.onText(line));
+    child.stdout.on('data', (data: Buffer) => splitter.push(data));
+    child.stdout.on('end', () => this.markClosed());
+    child.stdin.on('error', () => undefined);
+  }
+
+  sendText(text: string): void {
+    this.child.stdin!.write(text + '\n');
+  }
+
+  sendRaw(data: string | Buffer): void {
+    this.child.stdin!.write(data);
+  }
+
+  /** Ends stdin (EOF for the server's stdio transport). */
+  async close(): Promise<void> {
+    if (this.child.stdin && !this.child.stdin.writableEnded) this.child.stdin.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: POST / with a JSON body; SSE with Accept: text/event-stream; GET /health.
+
+export interface HttpReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  json?: any;
+}
+
+export interface SseEvent {
+  event?: string;
+  data: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  json?: any;
+  at: number;
+}
+
+export class HttpClient implements RpcClient {
+  readonly transport = 'http' as const;
+  readonly agent: http.Agent | false;
+  /** SSE events that were not JSON, and notifications of requests this client did not make. */
+  readonly unparsable: string[] = [];
+  readonly foreign: RpcMessage[] = [];
+  private requests = new Set<http.ClientRequest>();
+
+  /** keepAlive false: every request on a connection of its own, closed after the reply. */
+  constructor(
+    readonly port: number,
+    options: { keepAlive?: boolean } = {},
+  ) {
+    this.agent = options.keepAlive === false ? false : new http.Agent({ keepAlive: true, maxSockets: 64 });
+  }
+
+  /** Any HTTP request; the body is read whole. Rejects on timeout or a socket error. */
+  raw(
+    method: string,
+    urlPath: string,
+    body?: string | Buffer,
+    headers: http.OutgoingHttpHeaders = {},
+    timeoutMs = 10_000,
+  ): Promise<HttpReply> {
+    return withTimeout(
+      new Promise<HttpReply>((resolve, reject) => {
+        const req = http.request(
+          { host: HOST, port: this.port, method, path: urlPath, headers, agent: this.agent },
+          (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (d: Buffer) => parts.push(d));
+            res.on('error', reject);
+            res.on('end', () => {
+              const text = Buffer.concat(parts).toString('utf8');
+              let json: unknown;
+              try {
+                json = text.length ? JSON.parse(text) : undefined;
+              } catch {
+                json = undefined;
+              }
+              resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+            });
+          },
+        );
+        this.requests.add(req);
+        req.on('close', () => this.requests.delete(req));
+        req.on('error', reject);
+        if (body !== undefined) req.end(body);
+        else req.end();
+      }),
+      timeoutMs,
+      `HTTP ${method} ${urlPath}`,
+    );
+  }
+
+  post(body: string | Buffer, headers: http.OutgoingHttpHeaders = {}, timeoutMs = 10_000): Promise<HttpReply> {
+    return this.raw('POST', '/', body, { 'content-type': 'application/json', ...headers }, timeoutMs);
+  }
+
+  async request(method: string, params?: unknown, options: RequestOptions = {}): Promise<RpcMessage> {
+    const id = options.id ?? `http-${++idCounter}`;
+    const message: Record<string, unknown> = { jsonrpc: '2.0', id, method };
+    if (params !== undefined) message.params = params;
+    const reply = await this.post(JSON.stringify(message), {}, options.timeoutMs ?? 10_000);
+    if (reply.json === undefined) throw new Error(`HTTP ${reply.status}: not a JSON reply: ${reply.text.slice(0, 200)}`);
+    return reply.json as RpcMessage;
+  }
+
+  async health(): Promise<HttpReply> {
+    return this.raw('GET', '/health');
+  }
+
+  /**
+   * POST with Accept: text/event-stream. Resolves with every event (data parsed as JSON) when the
+   * server ends the response. onEvent sees each event as it arrives; `abort` cuts the request.
+   */
+  sse(
+    body: string,
+    options: { timeoutMs?: number; onEvent?: (event: SseEvent, req: http.ClientRequest) => void } = {},
+  ): Promise<{ status: number; headers: http.IncomingHttpHeaders; events: SseEvent[]; text?: string }> {
+    return withTimeout(
+      new Promise((resolve, reject) => {
+        const req = http.request(
+          {
+            host: HOST,
+            port: this.port,
+            method: 'POST',
+            path: '/',
+            agent: this.agent,
+            headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+          },
+          (res) => {
+            const events: SseEvent[] = [];
+            const contentType = String(res.headers['content-type'] ?? '');
+            if (!contentType.startsWith('text/event-stream')) {
+              const parts: Buffer[] = [];
+              res.on('data', (d: Buffer) => parts.push(d));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, events, text: Buffer.concat(parts).toString() }));
+              return;
+            }
+            let buffer = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => {
+              buffer += d.replace(/\r\n/g, '\n');
+              let end: number;
+              while ((end = buffer.indexOf('\n\n')) >= 0) {
+                const block = buffer.slice(0, end);
+                buffer = buffer.slice(end + 2);
+                const dataLines: string[] = [];
+                let eventName: string | undefined;
+                for (const line of block.split('\n')) {
+                  if (line.startsWith(':')) continue;
+                  if (line.startsWith('data:')) dataLines.push(line.slice(5).replace(/^ /, ''));
+                  else if (line.startsWith('event:')) eventName = line.slice(6).trim();
+                }
+                if (dataLines.length === 0) continue;
+                const data = dataLines.join('\n');
+                let json: unknown;
+                try {
+                  json = JSON.parse(data);
+                } catch {
+                  json = undefined;
+                }
+                const event: SseEvent = { event: eventName, data, json, at: Date.now() };
+                events.push(event);
+                options.onEvent?.(event, req);
+              }
+            });
+            res.on('error', reject);
+            res.on('aborted', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, events }));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, events }));
+          },
+        );
+        this.requests.add(req);
+        req.on('close', () => this.requests.delete(req));
+        req.on('error', reject);
+        req.end(body);
+      }),
+      options.timeoutMs ?? 20_000,
+      'HTTP SSE response',
+    );
+  }
+
+  /** A streaming request over SSE, shaped like the message transports' streams. */
+  async stream(method: string, params: unknown, options: StreamOptions = {}): Promise<StreamOutcome> {
+    const id = options.id ?? `http-${++idCounter}`;
+    const outcome: StreamOutcome = { id, method, sentAt: Date.now(), chunks: [], text: '' };
+    const key = JSON.stringify(id);
+    const { status, events, text } = await this.sse(JSON.stringify({ jsonrpc: '2.0', id, method, params }), {
+      timeoutMs: options.timeoutMs ?? 20_000,
+      onEvent: (event) => {
+        const message = event.json as RpcMessage | undefined;
+        if (!message) {
+          this.unparsable.push(event.data);
+          return;
+        }
+        if (message.method === 'rkllm_result') {
+          const chunk = message.params as ResultChunk;
+          if (JSON.stringify(chunk.request_id) !== key) {
+            this.foreign.push(message);
+            return;
+          }
+          outcome.streamId ??= chunk.stream_id;
+          outcome.chunks.push({ chunk, at: event.at });
+          if (isFinalChunk(chunk) && !outcome.final) {
+            outcome.final = chunk;
+            outcome.finalAt = event.at;
+          }
+          options.onChunk?.(chunk, outcome);
+        } else if (JSON.stringify(message.id) === key && outcome.response === undefined) {
+          outcome.response = message;
+          outcome.responseAt = event.at;
+          if (message.result?.stream_id !== undefined) outcome.streamId ??= message.result.stream_id;
+        }
+      },
+    });
+    if (text !== undefined) {
+      // Not an event stream: a plain JSON reply (an error before any stream started).
+      let json: RpcMessage | undefined;
+      try {
+        json = JSON.parse(text) as RpcMessage;
+      } catch {
+        throw new Error(`HTTP ${status}: SSE request answered with neither events nor JSON: ${text.slice(0, 200)}`);
+      }
+      outcome.response = json;
+      outcome.responseAt = Date.now();
+    }
+    outcome.text = joinChunks(outcome.chunks);
+    return outcome;
+  }
+
+  async close(): Promise<void> {
+    for (const req of this.requests) req.destroy();
+    if (this.agent) this.agent.destroy();
+  }
+}
+
+export async function connectClient(server: ServerProcess, transport: Transport): Promise<RpcClient> {
+  switch (transport) {
+    case 'stdio':
+      return server.stdio();
+    case 'tcp':
+      return TcpClient.connect(server.port('tcp'));
+    case 'udp':
+      return UdpClient.open(server.port('udp'));
+    case 'websocket':
+      return WsClient.connect(server.port('websocket'));
+    case 'http':
+      return new HttpClient(server.port('http'));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+export interface StartOptions {
+  /** --runtime; default 'sim'. null leaves the flag out. */
+  runtime?: string | null;
+  model?: string;
+  disable?: Transport[];
+  /** Extra command-line arguments. */
+  args?: string[];
+  /** stdin of the child: a pipe (default) or /dev/null. */
+  stdin?: 'pipe' | 'devnull';
+  /** The network transports whose listening lines to wait for (default: every one not disabled). */
+  expect?: NetworkTransport[];
+  /** Bound on the wait for every listening line. */
+  readyTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  at: number;
+}
+
+const liveServers = new Set<ServerProcess>();
+
+export class ServerProcess {
+  readonly child: ChildProcess;
+  readonly ports: Partial<Record<NetworkTransport, number>> = {};
+  /** Every stderr line (capped), and those that parsed as JSON log records. */
+  readonly stderrLines: string[] = [];
+  readonly logs: Record<string, unknown>[] = [];
+  readonly exited: Promise<ExitInfo>;
+  exitInfo?: ExitInfo;
+  stdioReady = false;
+  private stdioClient?: StdioClient;
+  private listeners = new Set<() => void>();
+
+  private constructor(child: ChildProcess) {
+    this.child = child;
+    liveServers.add(this);
+    this.exited = new Promise<ExitInfo>((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitInfo = { code, signal, at: Date.now() };
+        liveServers.delete(this);
+        resolve(this.exitInfo);
+        this.notify();
+      });
+    });
+    const splitter = new LineSplitter((line) => this.onStderrLine(line));
+    child.stderr!.on('data', (data: Buffer) => splitter.push(data));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get stderrText(): string {
+    return this.stderrLines.join('\n');
+  }
+
+  port(transport: NetworkTransport): number {
+    const port = this.ports[transport];
+    if (port === undefined) throw new Error(`the server did not report a listening ${transport} port`);
+    return port;
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  private onStderrLine(line: string): void {
+    if (this.stderrLines.length < 50_000) this.stderrLines.push(line);
+    let record: Record<string, unknown> | undefined;
+    try {
+      const value = JSON.parse(line) as unknown;
+      if (value && typeof value === 'object' && !Array.isArray(value)) record = value as Record<string, unknown>;
+    } catch {
+      record = undefined;
+    }
+    if (!record) return;
+    if (this.logs.length < 50_000) this.logs.push(record);
+    const msg = typeof record.msg === 'string' ? record.msg : '';
+    const transport = record.transport;
+    if (typeof transport === 'string' && typeof record.port === 'number' && /listening/.test(msg)) {
+      if ((NETWORK_TRANSPORTS as readonly string[]).includes(transport)) this.ports[transport as NetworkTransport] = record.port;
+      this.notify();
+    } else if (msg === 'stdio ready') {
+      this.stdioReady = true;
+      this.notify();
+    }
+  }
+
+  /** Resolves when cond() holds; rejects when the process exits first or after timeoutMs. */
+  waitFor(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
+    if (cond()) return Promise.resolve();
+    let listener: (() => void) | undefined;
+    const promise = new Promise<void>((resolve, reject) => {
+      listener = () => {
+        if (cond()) resolve();
+        else if (this.exitInfo)
+          reject(
+            new Error(
+              `the server exited (code ${this.exitInfo.code}, signal ${this.exitInfo.signal}) before ${what}; stderr:\n${this.stderrText.slice(-4000)}`,
+            ),
+          );
+      };
+      this.listeners.add(listener);
+      listener();
+    });
+    return withTimeout(promise, timeoutMs, `${what}; stderr so far:\n${this.stderrText.slice(-4000)}`).finally(() => {
+      if (listener) this.listeners.delete(listener);
+    });
+  }
+
+  static buildArgs(options: StartOptions): string[] {
+    const args: string[] = [];
+    const runtime = options.runtime === undefined ? 'sim' : options.runtime;
+    if (runtime !== null) args.push('--runtime', runtime);
+    if (options.model) args.push('--model', options.model);
+    const disabled = new Set(options.disable ?? []);
+    for (const transport of NETWORK_TRANSPORTS) if (!disabled.has(transport)) args.push(FLAG_FOR_PORT[transport], '0');
+    for (const transport of disabled) args.push(FLAG_FOR_DISABLE[transport]);
+    if (!(options.args ?? []).includes('--log-level')) args.push('--log-level', 'info');
+    args.push(...(options.args ?? []));
+    return args;
+  }
+
+  /** Spawns `node bin/rkllm-serve` without waiting for anything. */
+  static spawn(options: StartOptions = {}): ServerProcess {
+    const child = spawn(process.execPath, [BIN, ...ServerProcess.buildArgs(options)], {
+      cwd: REPO_ROOT,
+      stdio: [options.stdin === 'devnull' ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    });
+    return new ServerProcess(child);
+  }
+
+  /** Spawns the server and waits (bounded) for the listening line of every enabled transport. */
+  static async start(options: StartOptions = {}): Promise<ServerProcess> {
+    const server = ServerProcess.spawn(options);
+    const disabled = new Set(options.disable ?? []);
+    const expected = options.expect ?? NETWORK_TRANSPORTS.filter((t) => !disabled.has(t));
+    const waitStdio = !disabled.has('stdio') && options.stdin !== 'devnull';
+    try {
+      await server.waitFor(
+        `listening lines for ${expected.join(', ')}${waitStdio ? ' and stdio ready' : ''}`,
+        () => expected.every((t) => server.ports[t] !== undefined) && (!waitStdio || server.stdioReady),
+        options.readyTimeoutMs ?? 20_000,
+      );
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    return server;
+  }
+
+  /** The stdio client (one per server: it owns the child's stdin and stdout). */
+  stdio(): StdioClient {
+    this.stdioClient ??= new StdioClient(this.child);
+    return this.stdioClient;
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within timeoutMs. */
+  async stop(timeoutMs = 5000): Promise<ExitInfo> {
+    if (this.exitInfo) return this.exitInfo;
+    this.child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const killed = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.child.kill('SIGKILL');
+        resolve();
+      }, timeoutMs);
+    });
+    await Promise.race([this.exited, killed]);
+    clearTimeout(timer);
+    const info = await this.exited;
+    this.child.stdin?.destroy();
+    this.child.stdout?.destroy();
+    this.child.stderr?.destroy();
+    return info;
+  }
+}
+
+/** For every suite's afterAll: no server outlives its suite. */
+export async function stopAllServers(): Promise<void> {
+  await Promise.all([...liveServers].map((server) => server.stop()));
+}
+
+/** Runs the bin to its exit (for --help, --version and start-up failures). */
+export function runCli(
+  args: string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; direct?: boolean } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }> {
+  const started = Date.now();
+  const child = options.direct
+    ? spawn(BIN, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } })
+    : spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout!.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.on('data', (d: Buffer) => err.push(d));
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`rkllm-serve ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr: ${Buffer.concat(err).toString().slice(-2000)}`));
+    }, timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), ms: Date.now() - started });
+    });
+  });
+}
+
+/** The -32700 reply every transport owes a text that is not JSON. */
+export function isParseError(message: RpcMessage | undefined): boolean {
+  return !!message && message.id === null && message.error?.code === -32700;
+}
+
+/** A server error of the project's own table (-32099..-32000). */
+export function isServerError(message: RpcMessage | undefined): boolean {
+  const code = message?.error?.code;
+  return typeof code === 'number' && code <= -32000 && code >= -32099;
+}
