@@ -10,6 +10,19 @@ import type { NativeBinding } from './binding';
 const ADDON_FILE = 'rkllm_serve.node';
 const BUILD_COMMAND = 'npm run build:native';
 
+/** How to get an addon built from source: in a clone here, else (an npm install, which carries
+ * prebuilds but no C++ sources) in a clone of the repository, then pointed at. */
+function buildAdvice(root: string): string {
+  if (fs.existsSync(path.join(root, 'CMakeLists.txt'))) {
+    return `Build it from source with \`${BUILD_COMMAND}\` (needs cmake and a C++17 compiler), or point RKLLM_SERVE_ADDON at a ${ADDON_FILE}.`;
+  }
+  return (
+    `This installed package has no prebuild for this system and no sources to build. In a clone of the ` +
+    `rkllm-serve repository run \`bash scripts/install-build-deps.sh && npm ci && ${BUILD_COMMAND}\`, ` +
+    `then set RKLLM_SERVE_ADDON=<clone>/build/Release/${ADDON_FILE} (docs/install.md, "Building from source").`
+  );
+}
+
 interface LoadedAddon {
   binding: NativeBinding;
   /** The folder the addon was loaded from; the emulated runtime libraries sit beside it. */
@@ -63,8 +76,7 @@ function loadOnce(): LoadedAddon {
   throw new RkllmError(
     `no native rkllm-serve addon fits ${process.platform}-${process.arch} (C library: ${describeCLibrary()}).\n` +
       `Tried:\n${attempts.join('\n')}\n` +
-      `Build it from source with \`${BUILD_COMMAND}\` (needs cmake and a C++17 compiler), ` +
-      `or point RKLLM_SERVE_ADDON at a ${ADDON_FILE}.`,
+      buildAdvice(packageRoot()),
     'ADDON_NOT_FOUND',
   );
 }
