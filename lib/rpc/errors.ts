@@ -27,6 +27,7 @@ export const SERVER_ERRORS = {
   MESSAGE_TOO_LARGE: { code: -32014, message: 'The message is larger than the server accepts' },
   SHUTTING_DOWN: { code: -32015, message: 'The server is shutting down' },
   TRANSPORT_NOT_RUNNING: { code: -32016, message: 'That transport is not running' },
+  TOO_MANY_CONNECTIONS: { code: -32017, message: 'Too many connections; try again later' },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;

@@ -18,8 +18,8 @@ import type { ClientDialer, DialedClient, ServerStats } from '../server/types';
 import { invalidRequest, messageTooLarge, serialize, tooManyConnections } from './replies';
 import {
   dialableHost,
+  bindOnce,
   settleWithin,
-  TransportStartError,
   type ListeningAddress,
   type Transport,
   type TransportContext,
@@ -103,20 +103,14 @@ export class HttpTransport implements Transport {
     this.dialer = { dial: () => this.dial() };
   }
 
-  start(): Promise<ListeningAddress> {
+  async start(): Promise<ListeningAddress> {
     const { host, port } = this.context.config.transports.http;
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(new TransportStartError(this.name, host, port, error));
-      this.server.once('error', onError);
-      this.server.listen({ host, port }, () => {
-        this.server.removeListener('error', onError);
-        this.server.on('error', (error) => this.context.logger.error({ err: error, transport: this.name }, 'http listener error'));
-        const bound = this.server.address() as { address: string; port: number };
-        this.address = { transport: this.name, host: bound.address, port: bound.port };
-        resolve(this.address);
-      });
-    });
+    this.address = await bindOnce(this.server, this.name, host, port, this.context.logger, (bound) =>
+      this.server.listen({ host, port }, bound),
+    );
+    return this.address;
   }
+
 
   stopAccepting(): void {
     this.accepting = false;

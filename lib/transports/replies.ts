@@ -6,22 +6,13 @@ import type { OutgoingMessage } from '../rpc/connection';
 import { failure, type RequestId } from '../rpc/envelope';
 import { INTERNAL_ERROR, INVALID_REQUEST, RpcError, serverError } from '../rpc/errors';
 
-/**
- * A peer beyond config.maxConnections. The engine's table has no entry for it yet, so the code is
- * the next free one of the server range; it travels with a clear message either way.
- */
-export const TOO_MANY_CONNECTIONS_CODE = -32017;
-
 export function messageTooLarge(limitBytes: number, what: string): OutgoingMessage {
   return { ...failure(null, serverError('MESSAGE_TOO_LARGE', `${what} is larger than ${limitBytes} bytes`, { max_bytes: limitBytes })) };
 }
 
 export function tooManyConnections(transport: string, limit: number): OutgoingMessage {
-  const error = new RpcError(TOO_MANY_CONNECTIONS_CODE, 'Too many connections; try again later', {
-    detail: `this server accepts at most ${limit} ${transport} connections at once`,
-    max_connections: limit,
-  });
-  return { ...failure(null, error) };
+  const detail = `this server accepts at most ${limit} ${transport} connections at once`;
+  return { ...failure(null, serverError('TOO_MANY_CONNECTIONS', detail, { max_connections: limit })) };
 }
 
 export function invalidRequest(reason: string): OutgoingMessage {

@@ -10,8 +10,8 @@ import { StreamPeer, type CloseReason } from './stream-peer';
 import {
   dialableHost,
   formatHostPort,
+  bindOnce,
   settleWithin,
-  TransportStartError,
   type ListeningAddress,
   type Transport,
   type TransportContext,
@@ -43,20 +43,14 @@ export class TcpTransport implements Transport {
     this.dialer = { dial: () => this.dial() };
   }
 
-  start(): Promise<ListeningAddress> {
+  async start(): Promise<ListeningAddress> {
     const { host, port } = this.context.config.transports.tcp;
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(new TransportStartError(this.name, host, port, error));
-      this.server.once('error', onError);
-      this.server.listen({ host, port, backlog: 511 }, () => {
-        this.server.removeListener('error', onError);
-        this.server.on('error', (error) => this.context.logger.error({ err: error, transport: this.name }, 'tcp listener error'));
-        const bound = this.server.address() as net.AddressInfo;
-        this.address = { transport: this.name, host: bound.address, port: bound.port };
-        resolve(this.address);
-      });
-    });
+    this.address = await bindOnce(this.server, this.name, host, port, this.context.logger, (bound) =>
+      this.server.listen({ host, port, backlog: 511 }, bound),
+    );
+    return this.address;
   }
+
 
   stopAccepting(): void {
     this.accepting = false;

@@ -2,6 +2,7 @@
 // A transport owns its sockets and its peers; it turns each peer into a Connection and hands every
 // received message to the MessageHandler. The manager (manager.ts) starts and stops them together.
 
+import type { EventEmitter } from 'events';
 import type { Logger } from 'pino';
 import type { MessageHandler, TransportName } from '../rpc/connection';
 import type { ServerConfig } from '../server/config';
@@ -45,6 +46,34 @@ export interface TransportContext {
   readonly handler: MessageHandler;
   readonly config: ServerConfig;
   readonly logger: Logger;
+}
+
+/** A listening server or a bound socket: what bindOnce needs of it. */
+type Bindable = EventEmitter & { address(): unknown };
+
+/**
+ * Binds a transport's listener once: an error while binding rejects with a TransportStartError,
+ * errors after that are logged (a listener never takes the process down), and the result is the
+ * address actually bound (the port too when 0 was asked for).
+ */
+export function bindOnce(
+  target: Bindable,
+  transport: TransportName,
+  host: string,
+  port: number,
+  logger: Logger,
+  bind: (onBound: () => void) => void,
+): Promise<ListeningAddress> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(new TransportStartError(transport, host, port, error));
+    target.once('error', onError);
+    bind(() => {
+      target.removeListener('error', onError);
+      target.on('error', (error: Error) => logger.error({ err: error, transport }, `${transport} listener error`));
+      const bound = target.address() as { address: string; port: number };
+      resolve({ transport, host: bound.address, port: bound.port });
+    });
+  });
 }
 
 /** Why a transport could not start: its address is taken, refused, or does not exist here. */

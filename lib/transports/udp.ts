@@ -24,8 +24,8 @@ import { isRequestId, isResponse, messageTooLarge, serialize, tooManyConnections
 import {
   dialableHost,
   formatHostPort,
+  bindOnce,
   settleWithin,
-  TransportStartError,
   type ListeningAddress,
   type Transport,
   type TransportContext,
@@ -142,23 +142,17 @@ export class UdpTransport implements Transport {
     this.dialer = { dial: () => this.dial() };
   }
 
-  start(): Promise<ListeningAddress> {
+  async start(): Promise<ListeningAddress> {
     const { host, port } = this.context.config.transports.udp;
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(new TransportStartError(this.name, host, port, error));
-      this.socket.once('error', onError);
-      this.socket.bind({ address: host, port, exclusive: true }, () => {
-        this.socket.removeListener('error', onError);
-        this.socket.on('error', (error) => this.context.logger.warn({ err: error, transport: this.name }, 'udp socket error'));
-        this.enlargeBuffers();
-        const bound = this.socket.address();
-        this.address = { transport: this.name, host: bound.address, port: bound.port };
-        this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
-        this.sweepTimer.unref();
-        resolve(this.address);
-      });
-    });
+    this.address = await bindOnce(this.socket, this.name, host, port, this.context.logger, (bound) =>
+      this.socket.bind({ address: host, port, exclusive: true }, bound),
+    );
+    this.enlargeBuffers();
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+    return this.address;
   }
+
 
   stopAccepting(): void {
     this.accepting = false;

@@ -15,8 +15,8 @@ import { invalidRequest, serialize, tooManyConnections } from './replies';
 import {
   dialableHost,
   formatHostPort,
+  bindOnce,
   settleWithin,
-  TransportStartError,
   type ListeningAddress,
   type Transport,
   type TransportContext,
@@ -95,22 +95,16 @@ export class WebSocketTransport implements Transport {
     this.dialer = { dial: () => this.dial() };
   }
 
-  start(): Promise<ListeningAddress> {
+  async start(): Promise<ListeningAddress> {
     const { host, port } = this.context.config.transports.websocket;
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(new TransportStartError(this.name, host, port, error));
-      this.httpServer.once('error', onError);
-      this.httpServer.listen({ host, port }, () => {
-        this.httpServer.removeListener('error', onError);
-        this.httpServer.on('error', (error) => this.context.logger.error({ err: error, transport: this.name }, 'websocket listener error'));
-        const bound = this.httpServer.address() as { address: string; port: number };
-        this.address = { transport: this.name, host: bound.address, port: bound.port };
-        this.pingTimer = setInterval(() => this.pingAll(), PING_INTERVAL_MS);
-        this.pingTimer.unref();
-        resolve(this.address);
-      });
-    });
+    this.address = await bindOnce(this.httpServer, this.name, host, port, this.context.logger, (bound) =>
+      this.httpServer.listen({ host, port }, bound),
+    );
+    this.pingTimer = setInterval(() => this.pingAll(), PING_INTERVAL_MS);
+    this.pingTimer.unref();
+    return this.address;
   }
+
 
   stopAccepting(): void {
     this.accepting = false;

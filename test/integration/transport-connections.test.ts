@@ -251,4 +251,22 @@ describe('Transport layer connections', () => {
       }
     });
   });
+
+  it('turns a TCP connection beyond --max-connections away with -32017, and serves the others', async () => {
+    const bounded = await ServerProcess.start({ args: ['--max-connections', '2'], disable: ['stdio', 'udp', 'websocket'] });
+    const first = await TcpClient.connect(bounded.port('tcp'));
+    const second = await TcpClient.connect(bounded.port('tcp'));
+    const third = await TcpClient.connect(bounded.port('tcp'));
+    try {
+      await waitUntil('the refusal to reach the third client', async () => third.received.length > 0 || third.closed, 5000, 20);
+      expect(third.received[0]?.message.error?.code).toBe(-32017);
+      await waitUntil('the third connection to be closed', async () => third.closed, 5000, 20);
+      for (const client of [first, second]) {
+        const response = await client.request('rkllm_is_running', {});
+        expect(response.result).toEqual({ running: false });
+      }
+    } finally {
+      await Promise.all([first.close(), second.close(), third.close()]);
+    }
+  });
 });
