@@ -19,6 +19,7 @@ import { invalidRequest, messageTooLarge, serialize, tooManyConnections } from '
 import {
   dialableHost,
   bindOnce,
+  reportClosed,
   settleWithin,
   type ListeningAddress,
   type Transport,
@@ -110,7 +111,6 @@ export class HttpTransport implements Transport {
     );
     return this.address;
   }
-
 
   stopAccepting(): void {
     this.accepting = false;
@@ -261,15 +261,7 @@ export class HttpTransport implements Transport {
     if (connection.closed) return;
     connection.closed = true;
     this.openConnections.delete(connection);
-    const notify = (): void => {
-      try {
-        this.context.handler.connectionClosed(connection);
-      } catch (error) {
-        this.context.logger.error({ err: error, connection: connection.id }, 'connectionClosed threw');
-      }
-    };
-    if (deferNotice) process.nextTick(notify);
-    else notify();
+    reportClosed(this.context, connection, deferNotice);
   }
 
   private dial(): Promise<DialedClient> {

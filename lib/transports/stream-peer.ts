@@ -8,7 +8,7 @@ import type { Readable, Writable } from 'stream';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
 import { LineSplitter, type LineSink } from './line-splitter';
 import { messageTooLarge, serialize } from './replies';
-import type { TransportContext } from './transport';
+import { reportClosed, type TransportContext } from './transport';
 
 /** Messages of one peer being handled at once before its input is paused (a flood guard). */
 const MAX_IN_FLIGHT_PER_PEER = 256;
@@ -159,16 +159,6 @@ export class StreamPeer implements Connection {
   private markClosed(reason: CloseReason, deferNotice = false): void {
     if (this.closed) return;
     this.closed = true;
-    const notify = (): void => {
-      const { handler, logger } = this.options.context;
-      try {
-        handler.connectionClosed(this);
-      } catch (error) {
-        logger.error({ err: error, connection: this.id }, 'connectionClosed threw');
-      }
-      this.options.onClosed(this, reason);
-    };
-    if (deferNotice) process.nextTick(notify);
-    else notify();
+    reportClosed(this.options.context, this, deferNotice, () => this.options.onClosed(this, reason));
   }
 }

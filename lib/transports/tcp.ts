@@ -51,7 +51,6 @@ export class TcpTransport implements Transport {
     return this.address;
   }
 
-
   stopAccepting(): void {
     this.accepting = false;
     if (this.server.listening) this.server.close();

@@ -4,7 +4,7 @@
 
 import type { EventEmitter } from 'events';
 import type { Logger } from 'pino';
-import type { MessageHandler, TransportName } from '../rpc/connection';
+import type { Connection, MessageHandler, TransportName } from '../rpc/connection';
 import type { ServerConfig } from '../server/config';
 import type { ClientDialer } from '../server/types';
 
@@ -46,6 +46,23 @@ export interface TransportContext {
   readonly handler: MessageHandler;
   readonly config: ServerConfig;
   readonly logger: Logger;
+}
+
+/**
+ * Tells the engine a peer is gone. Never throws into the transport: a failure there is logged and
+ * the transport goes on. `deferred` waits for the next tick, for closes noticed inside a send().
+ */
+export function reportClosed(context: TransportContext, connection: Connection, deferred = false, then?: () => void): void {
+  const notify = (): void => {
+    try {
+      context.handler.connectionClosed(connection);
+    } catch (error) {
+      context.logger.error({ err: error, connection: connection.id }, 'connectionClosed threw');
+    }
+    then?.();
+  };
+  if (deferred) process.nextTick(notify);
+  else notify();
 }
 
 /** A listening server or a bound socket: what bindOnce needs of it. */

@@ -25,6 +25,7 @@ import {
   dialableHost,
   formatHostPort,
   bindOnce,
+  reportClosed,
   settleWithin,
   type ListeningAddress,
   type Transport,
@@ -153,7 +154,6 @@ export class UdpTransport implements Transport {
     return this.address;
   }
 
-
   stopAccepting(): void {
     this.accepting = false;
   }
@@ -265,11 +265,7 @@ export class UdpTransport implements Transport {
     if (end === 'vanished') this.counters.vanished += 1;
     if (end === 'idle') this.counters.expired += 1;
     this.context.logger.debug({ transport: this.name, connection: peer.id, end }, 'udp peer forgotten');
-    try {
-      this.context.handler.connectionClosed(peer);
-    } catch (error) {
-      this.context.logger.error({ err: error, connection: peer.id }, 'connectionClosed threw');
-    }
+    reportClosed(this.context, peer);
   }
 
   private encode(message: OutgoingMessage, peer: UdpPeer): Buffer | undefined {

@@ -16,6 +16,7 @@ import {
   dialableHost,
   formatHostPort,
   bindOnce,
+  reportClosed,
   settleWithin,
   type ListeningAddress,
   type Transport,
@@ -104,7 +105,6 @@ export class WebSocketTransport implements Transport {
     this.pingTimer.unref();
     return this.address;
   }
-
 
   stopAccepting(): void {
     this.accepting = false;
@@ -205,15 +205,7 @@ export class WebSocketTransport implements Transport {
     if (peer.closed) return;
     peer.closed = true;
     this.peers.delete(peer);
-    const notify = (): void => {
-      try {
-        this.context.handler.connectionClosed(peer);
-      } catch (error) {
-        this.context.logger.error({ err: error, connection: peer.id }, 'connectionClosed threw');
-      }
-    };
-    if (deferNotice) process.nextTick(notify);
-    else notify();
+    reportClosed(this.context, peer, deferNotice);
   }
 
   private pingAll(): void {
