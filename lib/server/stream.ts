@@ -22,6 +22,8 @@ export interface StreamChunk {
   /** Last chunk of a request that was cancelled, aborted, timed out or lost its model. */
   aborted?: true;
   reason?: string;
+  /** Test hooks only: CLOCK_MONOTONIC µs of the runtime's callback (bench/ measures delivery with it). */
+  callback_us?: number;
 }
 
 export interface PollAnswer {
@@ -63,6 +65,7 @@ export class Stream {
     owner: ConnectionState | undefined,
     maxChunks: number,
     push: (stream: Stream, chunk: StreamChunk) => void,
+    private readonly stampCallbackTime = false,
   ) {
     this.id = id;
     this.requestId = requestId;
@@ -76,7 +79,9 @@ export class Stream {
 
   addToken(chunk: RunChunk): void {
     if (this.done) return;
-    this.#add({ seq: this.#nextSeq, state: chunk.state, text: chunk.text, token_id: chunk.token_id });
+    const added: StreamChunk = { seq: this.#nextSeq, state: chunk.state, text: chunk.text, token_id: chunk.token_id };
+    if (this.stampCallbackTime) added.callback_us = chunk.time_us;
+    this.#add(added);
   }
 
   finish(outcome: JobOutcome): void {

@@ -13,6 +13,8 @@ import { Stream, type StreamChunk } from './stream';
 export interface StreamLimits {
   streamExpiryMs: number;
   maxBufferedChunks: number;
+  /** With test hooks, token notifications carry callback_us (see Stream). */
+  enableTestHooks?: boolean;
 }
 
 export type Deliver = (connection: Connection, message: OutgoingMessage) => boolean;
@@ -39,7 +41,7 @@ export class StreamRegistry {
 
   create(requestId: RequestId, owner: ConnectionState | undefined): Stream {
     const id = `st-${this.#prefix}-${++this.#counter}`;
-    const stream = new Stream(id, requestId, owner, this.#limits.maxBufferedChunks, (target, chunk) => this.#push(target, chunk));
+    const stream = new Stream(id, requestId, owner, this.#limits.maxBufferedChunks, (target, chunk) => this.#push(target, chunk), this.#limits.enableTestHooks === true);
     this.#streams.set(id, stream);
     owner?.streams.add(stream);
     // A poll-only stream starts its silence clock at once.
