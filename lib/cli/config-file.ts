@@ -36,6 +36,7 @@ const ConfigFileSchema = Type.Object(
     maxBufferedBytesPerConnection: Type.Optional(Positive),
     udpRepliesPerSecond: Type.Optional(Count),
     enableTestHooks: Type.Optional(Type.Boolean()),
+    apiKey: Type.Optional(Type.String()),
     logLevel: Type.Optional(
       Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level))),
     ),

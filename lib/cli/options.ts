@@ -16,6 +16,8 @@ export const NO_MODEL = 'none';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const ABIS = ['1.2', '1.3'] as const;
+/** The environment variable the API key may come from instead of --api-key. */
+export const API_KEY_ENV = 'RKLLM_SERVE_API_KEY';
 
 /** The flag that moves each network transport, and the one that switches each transport off. */
 const PORT_FLAGS = { tcp: 'tcp-port', udp: 'udp-port', http: 'http-port', websocket: 'ws-port' } as const;
@@ -112,6 +114,13 @@ function commandLine(args: readonly string[], version: string) {
       requiresArg: true,
     })
     .option('shutdown-timeout', limitOption('ms shutdown waits for runs to end', defaults.shutdownTimeoutMs))
+    .option('api-key', {
+      type: 'string',
+      group: 'Other:',
+      describe: `key every network transport requires (HTTP/WebSocket: Authorization: Bearer; TCP/UDP: "auth" in each request); also ${API_KEY_ENV}`,
+      defaultDescription: 'none',
+      requiresArg: true,
+    })
     .option('config', {
       type: 'string',
       group: 'Other:',
@@ -213,6 +222,9 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
     config.shutdownMode = oneOf('--shutdown-mode', flags['shutdown-mode'], ['cancel', 'finish'] as const, 'unknown mode');
   }
   if (flags['enable-test-hooks'] !== undefined) config.enableTestHooks = flags['enable-test-hooks'];
+  // The environment keeps the key out of `ps` output; the flag still wins over it.
+  const apiKey = flags['api-key'] ?? process.env[API_KEY_ENV] ?? config.apiKey;
+  config.apiKey = apiKey === undefined || apiKey === '' ? undefined : apiKey;
   if (flags['log-level'] !== undefined) config.logLevel = oneOf('--log-level', flags['log-level'], LOG_LEVELS, 'unknown level');
 
   // What the model setting means once everything is known.

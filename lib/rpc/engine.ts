@@ -10,6 +10,7 @@ import type { Connection } from './connection';
 import { failure, isErrorResponse, readEnvelope, success, type RpcRequest, type Response } from './envelope';
 import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, invalidParams, serverError } from './errors';
 import { toRpcError } from './map-error';
+import { apiKeyMatches, keyInMessage } from '../server/auth';
 
 type Reply = Response | undefined;
 type MaybePromise<T> = T | Promise<T>;
@@ -96,6 +97,11 @@ export class RpcEngine {
   #call(connection: Connection, value: unknown, holds: Promise<void>[] | undefined): MaybePromise<Reply> {
     const request = readEnvelope(value);
     if (isErrorResponse(request)) return request;
+    const apiKey = this.#core.config.apiKey;
+    // HTTP and WebSocket checked the key on the request or upgrade; TCP and UDP carry it here.
+    if (apiKey !== undefined && keyInMessage(connection.transport) && !apiKeyMatches(apiKey, (value as { auth?: unknown }).auth)) {
+      return this.#fail(request, serverError('UNAUTHORIZED', 'send the API key as "auth" at the top level of every request'));
+    }
     const entry = this.#table.get(request.method);
     if (entry === undefined) {
       return this.#fail(request, new RpcError(METHOD_NOT_FOUND, 'Method not found', { method: request.method }));

@@ -28,6 +28,7 @@ export const SERVER_ERRORS = {
   SHUTTING_DOWN: { code: -32015, message: 'The server is shutting down' },
   TRANSPORT_NOT_RUNNING: { code: -32016, message: 'That transport is not running' },
   TOO_MANY_CONNECTIONS: { code: -32017, message: 'Too many connections; try again later' },
+  UNAUTHORIZED: { code: -32018, message: 'Missing or wrong API key' },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;

@@ -43,6 +43,12 @@ export interface ServerConfig {
   /** UDP: replies per second to one address (0 = no cap). */
   udpRepliesPerSecond: number;
 
+  /**
+   * When set, required on every network transport (lib/server/auth.ts): Bearer on HTTP and
+   * WebSocket, an "auth" member of each request on TCP and UDP. stdio is exempt.
+   */
+  apiKey?: string;
+
   enableTestHooks: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   transports: Record<TransportName, TransportConfig>;

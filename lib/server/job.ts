@@ -25,6 +25,13 @@ export interface JobSpec {
   streaming: boolean;
   onChunk?(chunk: RunChunk): void;
   onSettled?(outcome: JobOutcome): void;
+  /**
+   * Called when the job reaches the model, before its run starts, while no other run can start
+   * on it: the place for model state a run depends on (chat template, tools, KV cache), which
+   * must not change under a run queued earlier. It may replace input and infer. A rejection
+   * fails the job; a job cancelled meanwhile never starts its run.
+   */
+  prepare?(): Promise<{ input: RKLLMInput; infer: PartialInferParam } | void>;
 }
 
 export function endedError(reason: EndReason): RpcError {

@@ -103,12 +103,30 @@ export class Scheduler {
   #start(job: Job): void {
     this.#busy = job;
     job.state = 'running';
-    const run = this.#model.run(job.spec.input, job.spec.infer);
-    job.run = run;
-    void this.#drive(job, run).then(() => {
+    const done = job.spec.prepare ? this.#prepareThenDrive(job) : this.#drive(job, this.#runOf(job, job.spec));
+    void done.then(() => {
       this.#busy = undefined;
       this.#startNext();
     });
+  }
+
+  #runOf(job: Job, { input, infer }: Pick<JobSpec, 'input' | 'infer'>): Run {
+    const run = this.#model.run(input, infer);
+    job.run = run;
+    return run;
+  }
+
+  /** The model stays busy through prepare, so nothing else runs between it and its run. */
+  async #prepareThenDrive(job: Job): Promise<void> {
+    let prepared: Pick<JobSpec, 'input' | 'infer'> = job.spec;
+    try {
+      prepared = (await job.spec.prepare?.()) ?? job.spec;
+    } catch (error) {
+      job.settle({ kind: 'failed', error: toRpcError(error) });
+      return;
+    }
+    if (job.settled) return;
+    await this.#drive(job, this.#runOf(job, prepared));
   }
 
   #startNext(): void {

@@ -3,6 +3,7 @@
 
 import type { Logger } from 'pino';
 import { buildMethodTable, describeMethods } from '../methods';
+import { OpenAiApi, type OpenAiRoutes } from '../openai/api';
 import type { Connection, TransportName } from '../rpc/connection';
 import { RpcEngine } from '../rpc/engine';
 import type { ServerConfig } from './config';
@@ -13,6 +14,7 @@ export class Server implements RkllmServer {
   readonly config: ServerConfig;
   readonly logger: Logger;
   readonly core: ServerCore;
+  readonly openai: OpenAiRoutes;
   readonly #engine: RpcEngine;
   #shutdown: Promise<void> | undefined;
 
@@ -23,6 +25,7 @@ export class Server implements RkllmServer {
     const table = buildMethodTable({ enableTestHooks: core.config.enableTestHooks });
     core.functionList = describeMethods(table);
     this.#engine = new RpcEngine(table, core);
+    this.openai = new OpenAiApi(core);
   }
 
   handleMessage(connection: Connection, text: string): Promise<void> {

@@ -4,6 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { MessageHandler, TransportName } from '../rpc/connection';
+import type { OpenAiRoutes } from '../openai/api';
 import type { ServerConfig } from './config';
 
 /** A real client of one transport, opened by the server to itself (test hooks only). */
@@ -36,6 +37,8 @@ export interface RkllmServer extends MessageHandler {
   /** Lets test_connection_drop open real connections of that transport to the server. */
   registerDialer(transport: TransportName, dialer: ClientDialer): void;
   stats(): ServerStats;
+  /** The OpenAI-compatible routes the HTTP transport serves under /v1 (lib/openai). */
+  readonly openai: OpenAiRoutes;
   /** Stops accepting work, cancels or finishes runs (config.shutdownMode), destroys every model.
    * Bounded by config.shutdownTimeoutMs; never rejects. */
   shutdown(): Promise<void>;

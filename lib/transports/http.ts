@@ -7,6 +7,9 @@
 //   SSE event (`data: <json>\n\n`); handleMessage settles after the last stream the message
 //   started has ended (rkllm_run_async included), and the response ends there. A client that goes
 //   away mid-stream closes the Connection, which cancels its streams.
+// Under /v1, the OpenAI-compatible routes (lib/openai) answer instead: the same body limit, and
+// the same models and queues. With config.apiKey set, POST / and /v1 require
+// `Authorization: Bearer <key>` (401 otherwise); GET /health stays open for readiness probes.
 // Keep-alive is Node's default. Sockets are bounded by config.maxConnections (extra ones get a
 // polite 503), bodies by config.maxMessageBytes (413), and an SSE reader that stops reading is cut
 // off at config.maxBufferedBytesPerConnection.
@@ -14,6 +17,10 @@
 import * as http from 'http';
 import type { Socket } from 'net';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
+import type { OpenAiRoutes } from '../openai/api';
+import { unauthorized } from '../openai/errors';
+import { apiKeyMatches, bearerToken } from '../server/auth';
+import { serverError } from '../rpc/errors';
 import type { ClientDialer, DialedClient, ServerStats } from '../server/types';
 import { invalidRequest, messageTooLarge, serialize, tooManyConnections } from './replies';
 import {
@@ -80,6 +87,7 @@ export class HttpTransport implements Transport {
 
   private readonly context: TransportContext;
   private readonly health: HealthSource;
+  private readonly openai: OpenAiRoutes | undefined;
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
   /** Sockets over the bound: their requests get 503 and the socket closes. */
@@ -90,9 +98,10 @@ export class HttpTransport implements Transport {
   private nextRequestNumber = 1;
   private counters = { accepted: 0, refused: 0, cutOff: 0 };
 
-  constructor(context: TransportContext, health: HealthSource) {
+  constructor(context: TransportContext, health: HealthSource, openai?: OpenAiRoutes) {
     this.context = context;
     this.health = health;
+    this.openai = openai;
     this.server = http.createServer((request, response) => this.route(request, response));
     this.server.on('connection', (socket: Socket) => this.track(socket));
     this.server.on('clientError', (error, socket) => {
@@ -157,13 +166,28 @@ export class HttpTransport implements Transport {
       else methodNotAllowed(request, response, 'GET');
       return;
     }
+    if (this.openai?.owns(path)) {
+      const openai = this.openai;
+      if (!this.authorized(request)) {
+        request.resume();
+        const error = unauthorized();
+        reply(response, { status: error.status, body: error.toBody() as unknown as Record<string, unknown> });
+        return;
+      }
+      this.readBody(request, response, (body) => openai.handle(request, response, path, body));
+      return;
+    }
     if (path === '/') {
-      if (request.method === 'POST') this.answerRpc(request, response);
-      else methodNotAllowed(request, response, 'POST');
+      if (request.method !== 'POST') methodNotAllowed(request, response, 'POST');
+      else if (!this.authorized(request)) {
+        request.resume();
+        const error = serverError('UNAUTHORIZED', 'send the API key as "Authorization: Bearer <key>"');
+        reply(response, { status: 401, body: { jsonrpc: '2.0', id: null, error: error.toJSON() } });
+      } else this.readBody(request, response, (body) => this.dispatch(request, response, body));
       return;
     }
     request.resume();
-    reply(response, { status: 404, body: invalidRequest(`no such path: ${path}; JSON-RPC is POST /, readiness is GET /health`) });
+    reply(response, { status: 404, body: invalidRequest(`no such path: ${path}; JSON-RPC is POST /, OpenAI is /v1, readiness is GET /health`) });
   }
 
   private answerHealth(response: http.ServerResponse): void {
@@ -181,7 +205,13 @@ export class HttpTransport implements Transport {
     reply(response, { status: shuttingDown ? 503 : 200, body });
   }
 
-  private answerRpc(request: http.IncomingMessage, response: http.ServerResponse): void {
+  private authorized(request: http.IncomingMessage): boolean {
+    const key = this.context.config.apiKey;
+    return key === undefined || apiKeyMatches(key, bearerToken(request.headers.authorization));
+  }
+
+  /** The whole body, bounded by config.maxMessageBytes (413 beyond it). */
+  private readBody(request: http.IncomingMessage, response: http.ServerResponse, onBody: (body: string) => void): void {
     const limit = this.context.config.maxMessageBytes;
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
@@ -203,7 +233,7 @@ export class HttpTransport implements Transport {
       chunks.push(chunk);
     });
     request.on('end', () => {
-      if (!refused) this.dispatch(request, response, Buffer.concat(chunks, received).toString('utf8'));
+      if (!refused) onBody(Buffer.concat(chunks, received).toString('utf8'));
     });
   }
 
@@ -281,7 +311,12 @@ export class HttpTransport implements Transport {
           method: 'POST',
           path: '/',
           agent: false,
-          headers: { 'content-type': 'application/json', accept: 'text/event-stream', 'content-length': Buffer.byteLength(text) },
+          headers: {
+            'content-type': 'application/json',
+            accept: 'text/event-stream',
+            'content-length': Buffer.byteLength(text),
+            ...(this.context.config.apiKey === undefined ? {} : { authorization: `Bearer ${this.context.config.apiKey}` }),
+          },
         });
         requests.add(request);
         request.on('close', () => requests.delete(request));

@@ -17,7 +17,7 @@ const START_ORDER: readonly TransportName[] = ['tcp', 'udp', 'http', 'websocket'
 
 export interface TransportManagerOptions {
   /** The engine: handles messages, and answers /health with its stats. */
-  readonly server: Pick<RkllmServer, 'handleMessage' | 'connectionClosed' | 'stats' | 'config' | 'logger'>;
+  readonly server: Pick<RkllmServer, 'handleMessage' | 'connectionClosed' | 'stats' | 'config' | 'logger' | 'openai'>;
   /** The parent on stdio is gone (end of stdin, or stdout broke) and its replies are written. */
   readonly onStdioPeerGone?: (reason: CloseReason) => void;
   /** Overrides process.stdin/stdout (tests, embedding). */
@@ -43,11 +43,11 @@ export class TransportManager {
         case 'udp':
           return new UdpTransport(context);
         case 'http':
-          return new HttpTransport(context, () => ({
-            server: server.stats(),
-            transports: this.stats(),
-            shuttingDown: this.shuttingDown,
-          }));
+          return new HttpTransport(
+            context,
+            () => ({ server: server.stats(), transports: this.stats(), shuttingDown: this.shuttingDown }),
+            server.openai,
+          );
         case 'websocket':
           return new WebSocketTransport(context);
       }

@@ -10,6 +10,8 @@ import * as http from 'http';
 import type { Duplex } from 'stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
+import { apiKeyMatches, bearerToken } from '../server/auth';
+import { serverError } from '../rpc/errors';
 import type { ClientDialer, DialedClient } from '../server/types';
 import { invalidRequest, serialize, tooManyConnections } from './replies';
 import {
@@ -140,6 +142,11 @@ export class WebSocketTransport implements Transport {
       rejectUpgrade(socket, 404, invalidRequest(`no WebSocket endpoint at ${path}; use /`));
       return;
     }
+    const key = this.context.config.apiKey;
+    if (key !== undefined && !apiKeyMatches(key, bearerToken(request.headers.authorization))) {
+      rejectUpgrade(socket, 401, { jsonrpc: '2.0', id: null, error: serverError('UNAUTHORIZED', 'send the API key as "Authorization: Bearer <key>" on the upgrade request').toJSON() });
+      return;
+    }
     if (!this.accepting || this.peers.size + this.upgrading >= this.context.config.maxConnections) {
       this.counters.refused += 1;
       rejectUpgrade(socket, 503, tooManyConnections(this.name, this.context.config.maxConnections));
@@ -226,7 +233,9 @@ export class WebSocketTransport implements Transport {
     if (address === undefined) return Promise.reject(new Error('websocket transport is not listening'));
     const url = `ws://${formatHostPort(dialableHost(address.host), address.port)}/`;
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false });
+      const key = this.context.config.apiKey;
+      const headers = key === undefined ? undefined : { authorization: `Bearer ${key}` };
+      const ws = new WebSocket(url, { perMessageDeflate: false, headers });
       const listeners: ((text: string) => void)[] = [];
       ws.on('message', (data: WebSocket.RawData) => {
         const text = rawDataToString(data);

@@ -1,0 +1,284 @@
+// The OpenAI-compatible routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions.
+// The HTTP transport hands every /v1 request here (after its API key check and body limit); this
+// module answers it on the engine's own models and schedulers (ServerCore), so an OpenAI request
+// and a JSON-RPC rkllm_run on one model wait in the same queue.
+
+import { randomBytes } from 'crypto';
+import type * as http from 'http';
+import type { TypeCheck } from '@sinclair/typebox/compiler';
+import type { TSchema } from '@sinclair/typebox';
+import type { ServerCore } from '../server/core';
+import type { LoadedModel } from '../server/models';
+import { planChat, planCompletion, splitMessages, type ChatPlan } from './conversation';
+import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError } from './errors';
+import { samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from './generation';
+import {
+  chatCompletionRequestCheck,
+  completionRequestCheck,
+  type ChatCompletionRequest,
+  type CompletionRequest,
+} from './schemas';
+import { parseToolCalls, type ToolCall } from './tool-calls';
+
+/** What the HTTP transport needs of this module. */
+export interface OpenAiRoutes {
+  /** Whether `path` is served here (everything under /v1). */
+  owns(path: string): boolean;
+  /** Answers one request; `body` is the whole request body ('' for GET). Never throws. */
+  handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void;
+}
+
+interface ChatReply {
+  message: { role: 'assistant'; content: string | null; tool_calls: ToolCall[] | undefined };
+  finishReason: 'stop' | 'length' | 'tool_calls';
+}
+
+type Usage = { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+
+function usageOf(output: GenerationOutput): Usage {
+  return {
+    prompt_tokens: output.promptTokens,
+    completion_tokens: output.completionTokens,
+    total_tokens: output.promptTokens + output.completionTokens,
+  };
+}
+
+function newId(prefix: string): string {
+  return `${prefix}-${randomBytes(12).toString('hex')}`;
+}
+
+function stopsOf(stop: string | string[] | null | undefined): string[] {
+  if (stop === null || stop === undefined) return [];
+  return typeof stop === 'string' ? [stop] : stop;
+}
+
+export function writeOpenAiError(response: http.ServerResponse, error: OpenAiError): void {
+  if (response.headersSent || response.destroyed) return;
+  const text = JSON.stringify(error.toBody());
+  response.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  response.end(text);
+}
+
+function writeJson(response: http.ServerResponse, body: unknown): void {
+  if (response.destroyed) return;
+  const text = JSON.stringify(body);
+  response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  response.end(text);
+}
+
+/** The body parsed and checked against the route's schema; a 400 naming the first bad member otherwise. */
+function readBody<T>(body: string, check: TypeCheck<TSchema>): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    throw badRequest('The request body is not valid JSON.', null, 'invalid_json');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('The request body must be a JSON object.');
+  const first = check.Errors(value).First();
+  if (first) {
+    const param = first.path.slice(1).replace(/\//g, '.') || null;
+    throw badRequest(`Invalid value for '${param ?? 'body'}': ${first.message}.`, param, 'invalid_value');
+  }
+  return value as T;
+}
+
+/** An SSE response: one `data:` event per chunk, `data: [DONE]` at the end. */
+class EventStream {
+  constructor(private readonly response: http.ServerResponse) {
+    response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    response.flushHeaders();
+  }
+
+  send(event: unknown): void {
+    if (!this.response.destroyed && !this.response.writableEnded) this.response.write(`data: ${JSON.stringify(event)}\n\n`);
+  }
+
+  end(): void {
+    if (this.response.destroyed || this.response.writableEnded) return;
+    this.response.write('data: [DONE]\n\n');
+    this.response.end();
+  }
+}
+
+export class OpenAiApi implements OpenAiRoutes {
+  constructor(private readonly core: ServerCore) {}
+
+  owns(path: string): boolean {
+    return path === '/v1' || path.startsWith('/v1/');
+  }
+
+  handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
+    try {
+      this.route(request, response, path, body);
+    } catch (error) {
+      writeOpenAiError(response, toOpenAiError(error));
+    }
+  }
+
+  private route(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
+    const method = request.method ?? 'GET';
+    const expect = (allowed: string): void => {
+      if (method !== allowed) throw new OpenAiError(405, 'invalid_request_error', `${method} is not allowed on ${path}; use ${allowed}.`, null, 'method_not_allowed');
+    };
+    if (path === '/v1/models') {
+      expect('GET');
+      writeJson(response, { object: 'list', data: this.core.models.all().map((loaded) => this.describe(loaded)) });
+      return;
+    }
+    const model = /^\/v1\/models\/(.+)$/.exec(path);
+    if (model) {
+      expect('GET');
+      writeJson(response, this.describe(this.model(decodeURIComponent(model[1]))));
+      return;
+    }
+    if (path === '/v1/chat/completions') {
+      expect('POST');
+      this.chat(response, readBody<ChatCompletionRequest>(body, chatCompletionRequestCheck));
+      return;
+    }
+    if (path === '/v1/completions') {
+      expect('POST');
+      this.complete(response, readBody<CompletionRequest>(body, completionRequestCheck));
+      return;
+    }
+    throw notFound(`No route ${method} ${path}; served: GET /v1/models, POST /v1/chat/completions, POST /v1/completions.`);
+  }
+
+  private describe(loaded: LoadedModel): Record<string, unknown> {
+    return { id: loaded.handle, object: 'model', created: 0, owned_by: 'rkllm-serve' };
+  }
+
+  /** The model is the handle a JSON-RPC client would name. */
+  private model(name: string): LoadedModel {
+    const loaded = this.core.models.all().find((candidate) => candidate.handle === name);
+    if (!loaded) throw modelNotFound(name, this.core.models.all().map((candidate) => candidate.handle));
+    return loaded;
+  }
+
+  private refuseWhileShuttingDown(): void {
+    if (this.core.shuttingDown) throw new OpenAiError(503, 'server_error', 'The server is shutting down.', null, 'shutting_down');
+  }
+
+  private chat(response: http.ServerResponse, request: ChatCompletionRequest): void {
+    this.refuseWhileShuttingDown();
+    const loaded = this.model(request.model);
+    const turn = splitMessages(request.messages, request.tools, request.tool_choice);
+    const last = turn.history[turn.history.length - 1];
+    if (!last || (last.role !== 'user' && last.role !== 'tool')) {
+      throw badRequest('The last message (other than system ones) must be a user or tool message: the model answers it.', 'messages');
+    }
+    const maxTokens = request.max_completion_tokens ?? request.max_tokens ?? undefined;
+    const plan: ChatPlan = planChat(loaded, turn, samplingInfer(this.core, request, maxTokens));
+    const id = newId('chatcmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const base = { id, created, model: loaded.handle, system_fingerprint: null };
+
+    // With tools, the whole answer is needed to tell a tool call from text, so nothing streams early.
+    const toolsActive = turn.toolsJson !== undefined;
+    let events: EventStream | undefined;
+    let reply: ChatReply | undefined;
+    const spec: GenerationSpec = {
+      prepare: () => plan.prepare(),
+      // Remembered synchronously, so a request queued behind this one sees the conversation.
+      onSettled: (output) => {
+        if (output === undefined || output.cut) {
+          plan.forget();
+          return;
+        }
+        reply = this.reply(output, toolsActive);
+        plan.remember(reply.message);
+      },
+      stop: stopsOf(request.stop),
+      maxTokens,
+      onText:
+        request.stream && !toolsActive
+          ? (delta) => events?.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: delta }, finish_reason: null }] })
+          : undefined,
+    };
+    const generation = startGeneration(loaded, spec);
+    this.cancelOnDisconnect(response, generation);
+
+    if (request.stream) {
+      events = new EventStream(response);
+      events.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] });
+    }
+    generation.done.then(
+      (output) => {
+        const { message, finishReason } = reply ?? this.reply(output, toolsActive);
+        const usage = usageOf(output);
+        if (!events) {
+          writeJson(response, { ...base, object: 'chat.completion', choices: [{ index: 0, message: { ...message, refusal: null }, finish_reason: finishReason, logprobs: null }], usage });
+          return;
+        }
+        const delta: Record<string, unknown> = {};
+        if (toolsActive && message.content) delta.content = message.content;
+        if (message.tool_calls) delta.tool_calls = message.tool_calls.map((call, index) => ({ index, ...call }));
+        if (Object.keys(delta).length > 0) events.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: null }] });
+        events.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: finishReason }] });
+        if (request.stream_options?.include_usage) events.send({ ...base, object: 'chat.completion.chunk', choices: [], usage });
+        events.end();
+      },
+      (error: unknown) => this.fail(response, events, error),
+    );
+  }
+
+  private reply(output: GenerationOutput, toolsActive: boolean): ChatReply {
+    if (toolsActive) {
+      const { content, toolCalls } = parseToolCalls(output.text);
+      if (toolCalls.length > 0) return { message: { role: 'assistant', content, tool_calls: toolCalls }, finishReason: 'tool_calls' };
+    }
+    return { message: { role: 'assistant', content: output.text, tool_calls: undefined }, finishReason: output.finishReason };
+  }
+
+  private complete(response: http.ServerResponse, request: CompletionRequest): void {
+    this.refuseWhileShuttingDown();
+    const loaded = this.model(request.model);
+    const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0];
+    const maxTokens = request.max_tokens ?? undefined;
+    const id = newId('cmpl');
+    const base = { id, created: Math.floor(Date.now() / 1000), model: loaded.handle, system_fingerprint: null };
+    let events: EventStream | undefined;
+    const generation = startGeneration(loaded, {
+      prepare: planCompletion(loaded, prompt, samplingInfer(this.core, request, maxTokens)),
+      stop: stopsOf(request.stop),
+      maxTokens,
+      onText: request.stream
+        ? (delta) => events?.send({ ...base, object: 'text_completion', choices: [{ index: 0, text: delta, finish_reason: null, logprobs: null }] })
+        : undefined,
+    });
+    this.cancelOnDisconnect(response, generation);
+    if (request.stream) events = new EventStream(response);
+    generation.done.then(
+      (output) => {
+        const usage = usageOf(output);
+        if (!events) {
+          writeJson(response, { ...base, object: 'text_completion', choices: [{ index: 0, text: output.text, finish_reason: output.finishReason, logprobs: null }], usage });
+          return;
+        }
+        events.send({ ...base, object: 'text_completion', choices: [{ index: 0, text: '', finish_reason: output.finishReason, logprobs: null }] });
+        if (request.stream_options?.include_usage) events.send({ ...base, object: 'text_completion', choices: [], usage });
+        events.end();
+      },
+      (error: unknown) => this.fail(response, events, error),
+    );
+  }
+
+  /** Before the stream started: an error status. After: an error event, then the end of the stream. */
+  private fail(response: http.ServerResponse, events: EventStream | undefined, error: unknown): void {
+    const openAiError = toOpenAiError(error);
+    if (!events) {
+      writeOpenAiError(response, openAiError);
+      return;
+    }
+    events.send(openAiError.toBody());
+    events.end();
+  }
+
+  /** A client that goes away before its answer is complete cancels its run (queued or running). */
+  private cancelOnDisconnect(response: http.ServerResponse, generation: Generation): void {
+    response.once('close', () => {
+      if (!response.writableFinished) generation.cancel();
+    });
+  }
+}

@@ -1,0 +1,143 @@
+// One OpenAI request as a job on the model's scheduler: the same queue, limits and cancellation
+// as a JSON-RPC rkllm_run. Output is streamed through `stop` matching and a token budget; when
+// either ends the answer early, the job is answered at that point and its native run is cancelled
+// (the scheduler stops the run once a streaming job is settled).
+
+import type { RKLLMInput, SamplingParam } from '../native/binding';
+import type { PartialInferParam } from '../runtime/model';
+import type { RunChunk } from '../runtime/run';
+import type { ServerCore } from '../server/core';
+import type { Job, JobOutcome } from '../server/job';
+import type { LoadedModel } from '../server/models';
+import { StopMatcher } from './stop';
+
+export type FinishReason = 'stop' | 'length';
+
+export interface GenerationOutput {
+  text: string;
+  finishReason: FinishReason;
+  /** perf.prefill_tokens; 0 when the answer was cut early (the runtime reports perf only at the end). */
+  promptTokens: number;
+  /** Tokens the runtime delivered for this answer (WAITING ones included). */
+  completionTokens: number;
+  /** True when stop or the token budget ended the answer: the cache holds more than the text. */
+  cut: boolean;
+}
+
+export interface GenerationSpec {
+  prepare(): Promise<{ input: RKLLMInput; infer: PartialInferParam }>;
+  stop: string[];
+  /** Enforced here as well as passed to the runtime: the 1.2 ABI has no per-run max_new_tokens. */
+  maxTokens: number | undefined;
+  /** Text as it can be released (stop sequences held back); not called after the end. */
+  onText?(delta: string): void;
+  /**
+   * Called as the job settles, before the next job on the model can start: the place to record
+   * what the run left in the KV cache (`done` resolves a few microtasks later).
+   */
+  onSettled?(output: GenerationOutput | undefined): void;
+}
+
+export interface Generation {
+  readonly done: Promise<GenerationOutput>;
+  /** Ends the request (the client went away); the run is cancelled. */
+  cancel(): void;
+}
+
+const NO_PERF = { prefill_time_ms: 0, prefill_tokens: 0, generate_time_ms: 0, generate_tokens: 0, memory_usage_mb: 0 };
+
+/** The OpenAI sampling members as a 1.3 per-run RKLLMInferParam; none given: the model's own settings. */
+export function samplingInfer(
+  core: ServerCore,
+  request: { temperature?: number | null; top_p?: number | null; frequency_penalty?: number | null; presence_penalty?: number | null },
+  maxTokens: number | undefined,
+): PartialInferParam {
+  // The 1.2 ABI's RKLLMInferParam has neither member: sampling is fixed at rkllm_init there.
+  if (core.runtime.info.abi !== '1.3') return {};
+  const infer: PartialInferParam = {};
+  if (maxTokens !== undefined) infer.max_new_tokens = maxTokens;
+  const given = [request.temperature, request.top_p, request.frequency_penalty, request.presence_penalty].some(
+    (value) => value !== undefined && value !== null,
+  );
+  if (given) {
+    // sampling_params replaces every sampling setting for the run, so the unset ones come from the defaults.
+    const defaults = core.runtime.createDefaultParam();
+    const sampling: SamplingParam = {
+      top_k: defaults.top_k,
+      top_p: request.top_p ?? defaults.top_p,
+      temperature: request.temperature ?? defaults.temperature,
+      repeat_penalty: defaults.repeat_penalty,
+      frequency_penalty: request.frequency_penalty ?? defaults.frequency_penalty,
+      presence_penalty: request.presence_penalty ?? defaults.presence_penalty,
+      mirostat: defaults.mirostat,
+      mirostat_tau: defaults.mirostat_tau,
+      mirostat_eta: defaults.mirostat_eta,
+    };
+    infer.sampling_params = sampling;
+  }
+  return infer;
+}
+
+/** Queues the request; throws at once (QUEUE_FULL, SHUTTING_DOWN, ...) when the model cannot take it. */
+export function startGeneration(loaded: LoadedModel, spec: GenerationSpec): Generation {
+  loaded.scheduler.checkCapacity();
+  const matcher = new StopMatcher(spec.stop);
+  let text = '';
+  let tokens = 0;
+  let cutReason: FinishReason | undefined;
+  let resolveDone!: (output: GenerationOutput) => void;
+  let rejectDone!: (error: unknown) => void;
+  const done = new Promise<GenerationOutput>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+
+  const release = (delta: string): void => {
+    if (delta === '') return;
+    text += delta;
+    spec.onText?.(delta);
+  };
+
+  let job: Job | undefined;
+  const onChunk = (chunk: RunChunk): void => {
+    if (cutReason) return;
+    tokens += 1;
+    release(matcher.push(chunk.text));
+    if (matcher.stopped) cutReason = 'stop';
+    else if (spec.maxTokens !== undefined && tokens >= spec.maxTokens) cutReason = 'length';
+    // Answering the job now ends the scheduler's reading of the run, which cancels it.
+    if (cutReason) job?.settle({ kind: 'finished', result: { text, token_count: tokens, state: 2, perf: NO_PERF } });
+  };
+
+  const onSettled = (outcome: JobOutcome): void => {
+    if (outcome.kind !== 'finished') {
+      spec.onSettled?.(undefined);
+      rejectDone(outcome.error);
+      return;
+    }
+    if (cutReason === undefined) release(matcher.flush());
+    const budgetUsed = spec.maxTokens !== undefined && tokens >= spec.maxTokens;
+    const output: GenerationOutput = {
+      text,
+      finishReason: cutReason ?? (budgetUsed ? 'length' : 'stop'),
+      promptTokens: outcome.result.perf.prefill_tokens,
+      completionTokens: cutReason ? tokens : outcome.result.token_count,
+      cut: cutReason !== undefined,
+    };
+    spec.onSettled?.(output);
+    resolveDone(output);
+  };
+
+  // input and infer come from prepare, when the job reaches the model.
+  job = loaded.scheduler.submit({
+    requestId: null,
+    input: { input_type: 0, prompt_input: '' },
+    infer: {},
+    streaming: true,
+    prepare: spec.prepare,
+    onChunk,
+    onSettled,
+  });
+  const submitted = job;
+  return { done, cancel: () => void submitted.cancel('connection_closed') };
+}
