@@ -7,11 +7,7 @@
 import type { AbiName } from '../lib/native/binding';
 import type { Connection, OutgoingMessage } from '../lib/rpc/connection';
 import { createLogger, createServer, defaultConfig } from '../lib/server';
-
-function argument(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index === -1 ? fallback : process.argv[index + 1];
-}
+import { argument } from './arguments';
 
 const abi = argument('abi', '1.3') as AbiName;
 const seconds = Number(argument('seconds', '3'));

@@ -12,6 +12,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { renderBarChart } from './png-chart';
+import { argument } from './arguments';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const BIN = path.join(REPO, 'bin', 'rkllm-serve');
@@ -20,11 +21,6 @@ const DOC = path.join(REPO, 'docs', 'benchmarks.md');
 const CHART = path.join(REPO, 'docs', 'benchmarks-chart.png');
 const START_MARKER = '<!-- bench:server start (written by npm run bench:server; edits here are overwritten) -->';
 const END_MARKER = '<!-- bench:server end -->';
-
-function argument(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index === -1 ? fallback : process.argv[index + 1];
-}
 
 const secondsPerCell = Number(argument('seconds', '3'));
 const TRANSPORTS = ['stdio', 'tcp', 'udp', 'http', 'ws'] as const;

@@ -9,12 +9,7 @@ import * as dgram from 'dgram';
 import * as http from 'http';
 import * as net from 'net';
 import { WebSocketServer } from 'ws';
-
-function argument(name: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index === -1) throw new Error(`missing --${name}`);
-  return process.argv[index + 1];
-}
+import { argument } from '../arguments';
 
 const transport = argument('transport');
 const replyBytes = Number(argument('reply-bytes'));

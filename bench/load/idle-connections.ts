@@ -12,12 +12,7 @@ import * as dgram from 'dgram';
 import * as net from 'net';
 import * as readline from 'readline';
 import WebSocket from 'ws';
-
-function argument(name: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index === -1) throw new Error(`missing --${name}`);
-  return process.argv[index + 1];
-}
+import { argument } from '../arguments';
 
 const transport = argument('transport');
 const port = Number(argument('port'));

@@ -11,13 +11,7 @@ import { spawn } from 'child_process';
 import * as dgram from 'dgram';
 import * as net from 'net';
 import WebSocket from 'ws';
-
-function argument(name: string, fallback?: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index !== -1) return process.argv[index + 1];
-  if (fallback === undefined) throw new Error(`missing --${name}`);
-  return fallback;
-}
+import { argument } from '../arguments';
 
 const transport = argument('transport');
 const clientCount = Number(argument('clients'));

@@ -11,13 +11,7 @@
 
 import * as net from 'net';
 import WebSocket from 'ws';
-
-function argument(name: string, fallback?: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index !== -1) return process.argv[index + 1];
-  if (fallback === undefined) throw new Error(`missing --${name}`);
-  return fallback;
-}
+import { argument } from '../arguments';
 
 const transport = argument('transport');
 const port = Number(argument('port'));
