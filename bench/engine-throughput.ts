@@ -6,7 +6,7 @@
 
 import type { AbiName } from '../lib/native/binding';
 import type { Connection, OutgoingMessage } from '../lib/rpc/connection';
-import { createLogger, createServer, defaultConfig } from '../lib/server';
+import { createLogger, createServer, defaultConfig } from '../lib/serve';
 import { argument } from './arguments';
 
 const abi = argument('abi', '1.3') as AbiName;

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
-import type { ServerConfig } from '../server/config';
+import type { ServerConfig } from '../serve/config';
 import { UsageError } from './usage-error';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });

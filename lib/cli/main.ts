@@ -8,10 +8,8 @@ import * as path from 'path';
 import type { Logger } from 'pino';
 import { isRkllmError } from '../errors';
 import { packageRoot } from '../package-root';
-import type { ServerConfig } from '../server/config';
-import { createLogger, createServer } from '../server';
-import type { RkllmServer } from '../server/types';
-import { TransportManager } from '../transports/manager';
+import { createLogger, createServer, createTransports, type RkllmServer, type ServerConfig } from '../serve';
+import type { TransportManager } from '../transports/manager';
 import type { CloseReason } from '../transports/stream-peer';
 import { settleWithin, TransportStartError } from '../transports/transport';
 import { parseCommandLine } from './options';
@@ -86,7 +84,7 @@ class Service {
       return;
     }
     const server = this.server;
-    this.transports = new TransportManager({ server, onStdioPeerGone: (reason) => this.stdioPeerGone(reason) });
+    this.transports = createTransports(server, { onStdioPeerGone: (reason) => this.stdioPeerGone(reason) });
     try {
       await this.transports.startAll();
     } catch (error) {
@@ -95,7 +93,7 @@ class Service {
       this.exit(EXIT_FAILURE);
       return;
     }
-    if (this.config.enableTestHooks) this.transports.registerDialers(server);
+    if (this.config.enableTestHooks) for (const [name, dialer] of this.transports.dialers()) server.registerDialer(name, dialer);
   }
 
   /** SIGINT/SIGTERM, or stdin ended with stdio the only transport. */

@@ -5,7 +5,7 @@
 import yargs from 'yargs';
 import { TRANSPORT_NAMES, type TransportName } from '../rpc/connection';
 import { SIM_RUNTIME } from '../runtime/emulated';
-import { DEFAULT_PORTS, defaultConfig, type ServerConfig } from '../server/config';
+import { DEFAULT_PORTS, defaultConfig, type ServerConfig } from '../serve/config';
 import { readConfigFile, type ConfigFile } from './config-file';
 import { UsageError } from './usage-error';
 

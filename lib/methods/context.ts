@@ -1,8 +1,10 @@
 // What a method handler is given besides its params.
 
+import type { ServerCore } from '../core/core';
+import type { Session } from '../core/sessions';
 import type { Connection } from '../rpc/connection';
 import type { RequestId } from '../rpc/envelope';
-import type { ServerCore } from '../server/core';
+import type { DropProbe } from './test-hooks';
 
 export interface MethodContext {
   readonly core: ServerCore;
@@ -11,4 +13,10 @@ export interface MethodContext {
   readonly requestId: RequestId | undefined;
   /** HTTP event streams: the reply to this message waits until `ended` settles. */
   holdUntil(ended: Promise<void>): void;
+  /** The connection's session in the core, opened on first use. */
+  session(): Session;
+  /** What rkllm_list_functions answers. */
+  readonly functionList: readonly unknown[];
+  /** test_connection_drop (test hooks only). */
+  readonly dropProbe: DropProbe | undefined;
 }

@@ -2,9 +2,9 @@
 
 import { Type } from '@sinclair/typebox';
 import type { PartialInferParam } from '../runtime/model';
-import { readInfer, readInput, startRun, type RunMode } from '../server/runs';
 import type { MethodContext } from './context';
 import { defineMethod, type MethodEntry } from './define';
+import { readInfer, readInput, startRun, type RunMode } from './runs';
 import { Handle, INPUT_MEMBERS, RKLLMInferParams, RKLLMInput } from './schemas';
 
 const RunParams = Type.Object({

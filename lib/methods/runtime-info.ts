@@ -3,7 +3,7 @@
 import { Type } from '@sinclair/typebox';
 import { RKLLM_CONSTANTS } from '../runtime/constants';
 import type { RKLLMParam } from '../native/binding';
-import type { ServerCore } from '../server/core';
+import type { ServerCore } from '../core/core';
 import { defineMethod, type MethodEntry } from './define';
 
 const defaultsCache = new WeakMap<ServerCore, RKLLMParam>();
@@ -47,6 +47,6 @@ export const runtimeInfoMethods: MethodEntry[] = [
     description: 'Every method this server answers, with its params as JSON Schema.',
     params: Type.Object({}),
     cheap: true,
-    handler: (_params, { core }) => core.functionList,
+    handler: (_params, { functionList }) => functionList,
   }),
 ];

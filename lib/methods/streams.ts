@@ -1,8 +1,10 @@
 // poll and cancel: reading a stream's kept chunks, and stopping one request.
 
 import { Type } from '@sinclair/typebox';
-import { invalidParams } from '../rpc/errors';
+import { invalidArgument } from '../errors';
 import { defineMethod, type MethodEntry } from './define';
+import { toRpcError } from './error-table';
+import { asClientWrote } from './runs';
 
 export const streamMethods: MethodEntry[] = [
   defineMethod({
@@ -18,7 +20,13 @@ export const streamMethods: MethodEntry[] = [
     handler: ({ stream_id, from_seq }, { core }) => {
       const stream = core.streams.get(stream_id);
       core.streams.touch(stream);
-      return stream.poll(from_seq);
+      const { chunks, error, ...answer } = stream.poll(from_seq);
+      const render = (failure: unknown) => toRpcError(asClientWrote(failure, stream.job)).toJSON();
+      return {
+        ...answer,
+        chunks: chunks.map((chunk) => (chunk.error === undefined ? chunk : { ...chunk, error: render(chunk.error) })),
+        ...(error === undefined ? {} : { error: render(error) }),
+      };
     },
   }),
   defineMethod({
@@ -36,9 +44,8 @@ export const streamMethods: MethodEntry[] = [
         const stream = core.streams.get(stream_id);
         return { cancelled: stream.job?.cancel('cancel') ?? false };
       }
-      if (request_id === undefined) throw invalidParams('stream_id', 'required (or give request_id)');
-      const state = core.connections.has(connection) ? core.connections.stateOf(connection) : undefined;
-      const job = state && [...state.jobs].find((candidate) => candidate.spec.requestId === request_id);
+      if (request_id === undefined) throw invalidArgument('stream_id', 'required (or give request_id)');
+      const job = core.sessions.find(connection)?.findJob(request_id);
       return { cancelled: job?.cancel('cancel') ?? false };
     },
   }),

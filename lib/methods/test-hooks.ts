@@ -1,10 +1,13 @@
 // Methods that exist only when the server runs with test hooks (config.enableTestHooks).
 
 import { Type } from '@sinclair/typebox';
-import { TRANSPORT_NAMES } from '../rpc/connection';
-import { probeConnectionDrop } from '../server/drop-probe';
+import { RkllmError } from '../errors';
+import { TRANSPORT_NAMES, type TransportName } from '../rpc/connection';
 import { defineMethod, type MethodEntry } from './define';
 import { Handle } from './schemas';
+
+/** What test_connection_drop runs: the composition root's probe, which dials real clients. */
+export type DropProbe = (transport: TransportName, handle: string | undefined) => Promise<unknown>;
 
 export const testHookMethods: MethodEntry[] = [
   defineMethod({
@@ -18,6 +21,9 @@ export const testHookMethods: MethodEntry[] = [
       handle: Handle,
     }),
     cheap: false,
-    handler: ({ transport, handle }, { core }) => probeConnectionDrop(core, transport, handle),
+    handler: ({ transport, handle }, { dropProbe }) => {
+      if (!dropProbe) throw new RkllmError('this server has no connection-drop probe', 'TRANSPORT_NOT_RUNNING', { facts: { transport } });
+      return dropProbe(transport, handle);
+    },
   }),
 ];

@@ -7,10 +7,10 @@ import { randomBytes } from 'crypto';
 import type * as http from 'http';
 import type { TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
-import type { ServerCore } from '../server/core';
-import type { LoadedModel } from '../server/models';
+import type { ServerCore } from '../core/core';
+import type { LoadedModel } from '../core/models';
 import { planChat, planCompletion, splitMessages, type ChatPlan } from './conversation';
-import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError } from './errors';
+import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError, unauthorized } from './errors';
 import { samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from './generation';
 import {
   chatCompletionRequestCheck,
@@ -20,12 +20,14 @@ import {
 } from './schemas';
 import { parseToolCalls, type ToolCall } from './tool-calls';
 
-/** What the HTTP transport needs of this module. */
+/** What the HTTP transport needs of this module (it declares the same shape as HttpRoutes). */
 export interface OpenAiRoutes {
   /** Whether `path` is served here (everything under /v1). */
   owns(path: string): boolean;
   /** Answers one request; `body` is the whole request body ('' for GET). Never throws. */
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void;
+  /** A request without the API key: 401 in OpenAI's shape. */
+  refuseUnauthorized(response: http.ServerResponse): void;
 }
 
 interface ChatReply {
@@ -94,6 +96,14 @@ class EventStream {
     if (!this.response.destroyed && !this.response.writableEnded) this.response.write(`data: ${JSON.stringify(event)}\n\n`);
   }
 
+  /** Several events in one write (a runtime batch of tokens). */
+  sendAll(events: readonly unknown[]): void {
+    if (this.response.destroyed || this.response.writableEnded) return;
+    let text = '';
+    for (const event of events) text += `data: ${JSON.stringify(event)}\n\n`;
+    this.response.write(text);
+  }
+
   end(): void {
     if (this.response.destroyed || this.response.writableEnded) return;
     this.response.write('data: [DONE]\n\n');
@@ -106,6 +116,10 @@ export class OpenAiApi implements OpenAiRoutes {
 
   owns(path: string): boolean {
     return path === '/v1' || path.startsWith('/v1/');
+  }
+
+  refuseUnauthorized(response: http.ServerResponse): void {
+    writeOpenAiError(response, unauthorized());
   }
 
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
@@ -157,7 +171,7 @@ export class OpenAiApi implements OpenAiRoutes {
   }
 
   private refuseWhileShuttingDown(): void {
-    if (this.core.shuttingDown) throw new OpenAiError(503, 'server_error', 'The server is shutting down.', null, 'shutting_down');
+    this.core.checkAccepting();
   }
 
   private chat(response: http.ServerResponse, request: ChatCompletionRequest): void {
@@ -193,10 +207,10 @@ export class OpenAiApi implements OpenAiRoutes {
       maxTokens,
       onText:
         request.stream && !toolsActive
-          ? (delta) => events?.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: delta }, finish_reason: null }] })
+          ? (deltas) => events?.sendAll(deltas.map((delta) => ({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: delta }, finish_reason: null }] })))
           : undefined,
     };
-    const generation = startGeneration(loaded, spec);
+    const generation = startGeneration(this.core, loaded, spec);
     this.cancelOnDisconnect(response, generation);
 
     if (request.stream) {
@@ -239,12 +253,12 @@ export class OpenAiApi implements OpenAiRoutes {
     const id = newId('cmpl');
     const base = { id, created: Math.floor(Date.now() / 1000), model: loaded.handle, system_fingerprint: null };
     let events: EventStream | undefined;
-    const generation = startGeneration(loaded, {
+    const generation = startGeneration(this.core, loaded, {
       prepare: planCompletion(loaded, prompt, samplingInfer(this.core, request, maxTokens)),
       stop: stopsOf(request.stop),
       maxTokens,
       onText: request.stream
-        ? (delta) => events?.send({ ...base, object: 'text_completion', choices: [{ index: 0, text: delta, finish_reason: null, logprobs: null }] })
+        ? (deltas) => events?.sendAll(deltas.map((delta) => ({ ...base, object: 'text_completion', choices: [{ index: 0, text: delta, finish_reason: null, logprobs: null }] })))
         : undefined,
     });
     this.cancelOnDisconnect(response, generation);

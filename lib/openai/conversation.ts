@@ -14,7 +14,7 @@
 
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
-import type { LoadedModel } from '../server/models';
+import type { LoadedModel } from '../core/models';
 import type { ChatMessage, FunctionTool } from './schemas';
 
 /** rkllm_set_function_tools' tool_response_str: the tag a tool's answer is wrapped in (Qwen's). */

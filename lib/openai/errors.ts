@@ -2,7 +2,7 @@
 // goes with it. Every failure on the /v1 routes becomes one of these before it is written, so a
 // client SDK sees the class of error it expects (BadRequestError, NotFoundError, ...).
 
-import { RpcError, SERVER_ERRORS, INVALID_PARAMS } from '../rpc/errors';
+import { RkllmError, type RkllmErrorCode } from '../errors';
 
 export interface OpenAiErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -45,28 +45,38 @@ export function notFound(message: string): OpenAiError {
   return new OpenAiError(404, 'invalid_request_error', message, null, 'not_found');
 }
 
-/** The code of each server error the /v1 routes can meet, by its JSON-RPC code. */
-const STATUS_BY_RPC_CODE = new Map<number, { status: number; type: string; code: string }>([
-  [SERVER_ERRORS.QUEUE_FULL.code, { status: 429, type: 'rate_limit_error', code: 'queue_full' }],
-  [SERVER_ERRORS.SHUTTING_DOWN.code, { status: 503, type: 'server_error', code: 'shutting_down' }],
-  [SERVER_ERRORS.MODEL_DESTROYED.code, { status: 404, type: 'invalid_request_error', code: 'model_not_found' }],
-  [SERVER_ERRORS.UNKNOWN_HANDLE.code, { status: 404, type: 'invalid_request_error', code: 'model_not_found' }],
-  [SERVER_ERRORS.NO_MODEL.code, { status: 404, type: 'invalid_request_error', code: 'model_not_found' }],
-  [SERVER_ERRORS.REQUEST_TIMEOUT.code, { status: 504, type: 'server_error', code: 'timeout' }],
-  [SERVER_ERRORS.REQUEST_CANCELLED.code, { status: 499, type: 'server_error', code: 'cancelled' }],
-  [SERVER_ERRORS.REQUEST_ABORTED.code, { status: 500, type: 'server_error', code: 'aborted' }],
-  [INVALID_PARAMS, { status: 400, type: 'invalid_request_error', code: 'invalid_value' }],
-]);
+interface HttpMapping {
+  status: number;
+  type: string;
+  code: string;
+}
 
-/** Whatever the engine threw, as an OpenAI error; the JSON-RPC detail goes into the message. */
+const SERVER_FAULT: HttpMapping = { status: 500, type: 'server_error', code: 'runtime_error' };
+const MODEL_NOT_FOUND: HttpMapping = { status: 404, type: 'invalid_request_error', code: 'model_not_found' };
+
+/** The one table from the domain error to HTTP and OpenAI's error types; unlisted codes are server faults. */
+const HTTP_BY_CODE: Partial<Readonly<Record<RkllmErrorCode, HttpMapping>>> = {
+  INVALID_ARGUMENT: { status: 400, type: 'invalid_request_error', code: 'invalid_value' },
+  QUEUE_FULL: { status: 429, type: 'rate_limit_error', code: 'queue_full' },
+  SHUTTING_DOWN: { status: 503, type: 'server_error', code: 'shutting_down' },
+  MODEL_DESTROYED: MODEL_NOT_FOUND,
+  UNKNOWN_HANDLE: MODEL_NOT_FOUND,
+  NO_MODEL: MODEL_NOT_FOUND,
+  REQUEST_TIMEOUT: { status: 504, type: 'server_error', code: 'timeout' },
+  REQUEST_CANCELLED: { status: 499, type: 'server_error', code: 'cancelled' },
+  REQUEST_ABORTED: { status: 500, type: 'server_error', code: 'aborted' },
+  RUN_ABORTED: { status: 500, type: 'server_error', code: 'aborted' },
+  UNAUTHORIZED: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key' },
+  INTERNAL: { status: 500, type: 'server_error', code: 'internal_error' },
+};
+
+/** Whatever the core threw, as an OpenAI error; the domain error's own sentence is the message. */
 export function toOpenAiError(error: unknown): OpenAiError {
   if (error instanceof OpenAiError) return error;
-  if (error instanceof RpcError) {
-    const mapped = STATUS_BY_RPC_CODE.get(error.code) ?? { status: 500, type: 'server_error', code: 'runtime_error' };
-    const data = error.data as { detail?: string; reason?: string; field?: string } | undefined;
-    const detail = data?.detail ?? (data?.reason ? `${data.field ?? ''}: ${data.reason}` : undefined);
-    return new OpenAiError(mapped.status, mapped.type, detail ? `${error.message}: ${detail}` : error.message, data?.field ?? null, mapped.code);
+  if (error instanceof RkllmError) {
+    const mapped = HTTP_BY_CODE[error.code] ?? SERVER_FAULT;
+    const message = error.code === 'INTERNAL' ? 'Internal error.' : error.message;
+    return new OpenAiError(mapped.status, mapped.type, message, error.field ?? null, mapped.code);
   }
-  const message = error instanceof Error ? error.message : String(error);
-  return new OpenAiError(500, 'server_error', message, null, 'internal_error');
+  return new OpenAiError(500, 'server_error', 'Internal error.', null, 'internal_error');
 }

@@ -1,14 +1,13 @@
-// One OpenAI request as a job on the model's scheduler: the same queue, limits and cancellation
-// as a JSON-RPC rkllm_run. Output is streamed through `stop` matching and a token budget; when
-// either ends the answer early, the job is answered at that point and its native run is cancelled
-// (the scheduler stops the run once a streaming job is settled).
+// One OpenAI request as a run on the core: the same queue, limits and cancellation as a JSON-RPC
+// rkllm_run. Output is streamed through `stop` matching and a token budget; when either ends the
+// answer early, the job finishes early there (its native run is stopped).
 
+import type { ServerCore } from '../core/core';
+import type { Job, JobOutcome } from '../core/job';
+import type { LoadedModel } from '../core/models';
 import type { RKLLMInput, SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
-import type { ServerCore } from '../server/core';
-import type { Job, JobOutcome } from '../server/job';
-import type { LoadedModel } from '../server/models';
 import { StopMatcher } from './stop';
 
 export type FinishReason = 'stop' | 'length';
@@ -29,8 +28,8 @@ export interface GenerationSpec {
   stop: string[];
   /** Enforced here as well as passed to the runtime: the 1.2 ABI has no per-run max_new_tokens. */
   maxTokens: number | undefined;
-  /** Text as it can be released (stop sequences held back); not called after the end. */
-  onText?(delta: string): void;
+  /** Text as it can be released (stop sequences held back), one delta per token of a runtime batch; not called after the end. */
+  onText?(deltas: readonly string[]): void;
   /**
    * Called as the job settles, before the next job on the model can start: the place to record
    * what the run left in the KV cache (`done` resolves a few microtasks later).
@@ -61,7 +60,7 @@ export function samplingInfer(
   );
   if (given) {
     // sampling_params replaces every sampling setting for the run, so the unset ones come from the defaults.
-    const defaults = core.runtime.createDefaultParam();
+    const defaults = core.defaultParam();
     const sampling: SamplingParam = {
       top_k: defaults.top_k,
       top_p: request.top_p ?? defaults.top_p,
@@ -79,8 +78,7 @@ export function samplingInfer(
 }
 
 /** Queues the request; throws at once (QUEUE_FULL, SHUTTING_DOWN, ...) when the model cannot take it. */
-export function startGeneration(loaded: LoadedModel, spec: GenerationSpec): Generation {
-  loaded.scheduler.checkCapacity();
+export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: GenerationSpec): Generation {
   const matcher = new StopMatcher(spec.stop);
   let text = '';
   let tokens = 0;
@@ -92,21 +90,23 @@ export function startGeneration(loaded: LoadedModel, spec: GenerationSpec): Gene
     rejectDone = reject;
   });
 
-  const release = (delta: string): void => {
+  const take = (delta: string, released: string[]): void => {
     if (delta === '') return;
     text += delta;
-    spec.onText?.(delta);
+    released.push(delta);
   };
 
-  let job: Job | undefined;
-  const onChunk = (chunk: RunChunk): void => {
-    if (cutReason) return;
-    tokens += 1;
-    release(matcher.push(chunk.text));
-    if (matcher.stopped) cutReason = 'stop';
-    else if (spec.maxTokens !== undefined && tokens >= spec.maxTokens) cutReason = 'length';
-    // Answering the job now ends the scheduler's reading of the run, which cancels it.
-    if (cutReason) job?.settle({ kind: 'finished', result: { text, token_count: tokens, state: 2, perf: NO_PERF } });
+  const onChunks = (chunks: readonly RunChunk[], job: Job): void => {
+    const released: string[] = [];
+    for (const chunk of chunks) {
+      if (cutReason) break;
+      tokens += 1;
+      take(matcher.push(chunk.text), released);
+      if (matcher.stopped) cutReason = 'stop';
+      else if (spec.maxTokens !== undefined && tokens >= spec.maxTokens) cutReason = 'length';
+    }
+    if (released.length > 0) spec.onText?.(released);
+    if (cutReason) job.finishEarly({ text, token_count: tokens, state: 2, perf: NO_PERF });
   };
 
   const onSettled = (outcome: JobOutcome): void => {
@@ -115,7 +115,11 @@ export function startGeneration(loaded: LoadedModel, spec: GenerationSpec): Gene
       rejectDone(outcome.error);
       return;
     }
-    if (cutReason === undefined) release(matcher.flush());
+    if (cutReason === undefined) {
+      const rest: string[] = [];
+      take(matcher.flush(), rest);
+      if (rest.length > 0) spec.onText?.(rest);
+    }
     const budgetUsed = spec.maxTokens !== undefined && tokens >= spec.maxTokens;
     const output: GenerationOutput = {
       text,
@@ -129,15 +133,15 @@ export function startGeneration(loaded: LoadedModel, spec: GenerationSpec): Gene
   };
 
   // input and infer come from prepare, when the job reaches the model.
-  job = loaded.scheduler.submit({
+  const { job } = core.submitRun(loaded, {
     requestId: null,
     input: { input_type: 0, prompt_input: '' },
     infer: {},
-    streaming: true,
+    session: undefined,
+    stream: 'none',
     prepare: spec.prepare,
-    onChunk,
+    onChunks,
     onSettled,
   });
-  const submitted = job;
-  return { done, cancel: () => void submitted.cancel('connection_closed') };
+  return { done, cancel: () => void job.cancel('connection_closed') };
 }

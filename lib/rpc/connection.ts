@@ -1,7 +1,7 @@
-// The seam between the JSON-RPC engine (lib/rpc, lib/server) and the transports
+// The seam between a message front end (the JSON-RPC engine) and the transports
 // (lib/transports). The engine knows no sockets: a transport wraps each peer in a Connection,
 // hands every received message to MessageHandler.handleMessage, and tells it when the peer is
-// gone. Everything the engine says to a peer goes through Connection.send.
+// gone. Everything the engine says to a peer goes through Connection.send (or sendAll).
 
 export const TRANSPORT_NAMES = ['stdio', 'tcp', 'udp', 'http', 'websocket'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
@@ -31,6 +31,19 @@ export interface Connection {
    * cut it off (the transport then also reports the connection closed).
    */
   send(message: OutgoingMessage): boolean;
+  /**
+   * Sends several messages in one write (one burst of lines, events or frames), each still its
+   * own message on the wire: how a batch of tokens leaves the server. Same result as send().
+   * Optional: without it, each message goes through send().
+   */
+  sendAll?(messages: readonly OutgoingMessage[]): boolean;
+}
+
+/** sendAll where the connection has it, else one send() per message. */
+export function sendAll(connection: Connection, messages: readonly OutgoingMessage[]): boolean {
+  if (connection.sendAll) return connection.sendAll(messages);
+  for (const message of messages) if (!connection.send(message)) return false;
+  return true;
 }
 
 export interface MessageHandler {

@@ -1,19 +1,44 @@
-// The JSON-RPC 2.0 engine: one received text in, replies out through the connection. It checks
+// A JSON-RPC 2.0 engine: one received text in, replies out through the connection. It checks
 // size, JSON and envelope, finds the method in the table, validates its params against the
 // method's schema, calls the handler and answers (never for a notification). A batch is answered
-// with one array once all its members are. Nothing a client sends can make it throw.
+// with one array once all its members are. Nothing a client sends can make it throw. It knows no
+// method and no server: the front end gives it its table, its context and its error mapping.
 
 import type { Logger } from 'pino';
-import type { MethodContext, MethodEntry } from '../methods';
-import type { ServerCore } from '../server/core';
-import type { Connection } from './connection';
-import { failure, isErrorResponse, readEnvelope, success, type RpcRequest, type Response } from './envelope';
-import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, invalidParams, serverError } from './errors';
-import { toRpcError } from './map-error';
-import { apiKeyMatches, keyInMessage } from '../server/auth';
+import type { Connection, OutgoingMessage } from './connection';
+import type { MethodEntry } from './define';
+import { failure, isErrorResponse, readEnvelope, success, type RequestId, type RpcRequest, type Response } from './envelope';
+import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, invalidParams } from './errors';
 
 type Reply = Response | undefined;
 type MaybePromise<T> = T | Promise<T>;
+
+/** What a handler's context is built from, besides the connection. */
+export interface CallInfo {
+  /** The request's id; undefined for a notification. */
+  readonly requestId: RequestId | undefined;
+  /** HTTP event streams: the reply to this message waits until `ended` settles. */
+  holdUntil(ended: Promise<void>): void;
+}
+
+export interface RpcEngineOptions<C> {
+  readonly table: ReadonlyMap<string, MethodEntry<C>>;
+  readonly logger: Logger;
+  /** The largest message accepted, in UTF-8 bytes. */
+  readonly maxMessageBytes: number;
+  /** The handler's context for one call. */
+  context(connection: Connection, call: CallInfo): C;
+  /** Anything a handler threw, as the error its client is sent (INTERNAL_ERROR for the unknown). */
+  toRpcError(error: unknown): RpcError;
+  /** The reply to a message over maxMessageBytes. */
+  tooLarge(limit: number): RpcError;
+  /** Checked first, on every well-formed request: an error refuses it (an API key). */
+  authorize?(connection: Connection, message: Readonly<Record<string, unknown>>): RpcError | undefined;
+  /** Checked once the params are valid, before the handler runs: an error refuses it (shutdown). */
+  admit?(entry: MethodEntry<C>): RpcError | undefined;
+  /** Sends one reply (a response or the array of a batch). */
+  send(connection: Connection, message: OutgoingMessage): void;
+}
 
 const SETTLED: Promise<void> = Promise.resolve();
 const NO_HOLD = (): void => undefined;
@@ -34,25 +59,19 @@ function fieldOf(pointer: string): string {
   return field;
 }
 
-export class RpcEngine {
-  readonly #table: ReadonlyMap<string, MethodEntry>;
-  readonly #core: ServerCore;
-  readonly #logger: Logger;
-  readonly #maxBytes: number;
+export class RpcEngine<C> {
+  readonly #options: RpcEngineOptions<C>;
   readonly #debug: boolean;
 
-  constructor(table: ReadonlyMap<string, MethodEntry>, core: ServerCore) {
-    this.#table = table;
-    this.#core = core;
-    this.#logger = core.logger;
-    this.#maxBytes = core.config.maxMessageBytes;
-    this.#debug = core.logger.isLevelEnabled('debug');
+  constructor(options: RpcEngineOptions<C>) {
+    this.#options = options;
+    this.#debug = options.logger.isLevelEnabled('debug');
   }
 
   handleMessage(connection: Connection, text: string): Promise<void> {
     try {
       if (this.#tooLarge(text)) {
-        this.#send(connection, failure(null, serverError('MESSAGE_TOO_LARGE', `the limit is ${this.#maxBytes} bytes`, { limit: this.#maxBytes })));
+        this.#send(connection, failure(null, this.#options.tooLarge(this.#options.maxMessageBytes)));
         return SETTLED;
       }
       let value: unknown;
@@ -97,12 +116,10 @@ export class RpcEngine {
   #call(connection: Connection, value: unknown, holds: Promise<void>[] | undefined): MaybePromise<Reply> {
     const request = readEnvelope(value);
     if (isErrorResponse(request)) return request;
-    const apiKey = this.#core.config.apiKey;
-    // HTTP and WebSocket checked the key on the request or upgrade; TCP and UDP carry it here.
-    if (apiKey !== undefined && keyInMessage(connection.transport) && !apiKeyMatches(apiKey, (value as { auth?: unknown }).auth)) {
-      return this.#fail(request, serverError('UNAUTHORIZED', 'send the API key as "auth" at the top level of every request'));
-    }
-    const entry = this.#table.get(request.method);
+    const options = this.#options;
+    const unauthorized = options.authorize?.(connection, value as Record<string, unknown>);
+    if (unauthorized) return this.#fail(request, unauthorized);
+    const entry = options.table.get(request.method);
     if (entry === undefined) {
       return this.#fail(request, new RpcError(METHOD_NOT_FOUND, 'Method not found', { method: request.method }));
     }
@@ -113,15 +130,14 @@ export class RpcEngine {
       const first = entry.validator.Errors(params).First();
       return this.#fail(request, invalidParams(first ? fieldOf(first.path) : 'params', first?.message ?? 'invalid'));
     }
-    if (this.#core.shuttingDown && !entry.cheap) return this.#fail(request, serverError('SHUTTING_DOWN'));
-    if (this.#debug) this.#logger.debug({ connection: connection.id, id: request.id, method: request.method }, 'request');
+    const refused = options.admit?.(entry);
+    if (refused) return this.#fail(request, refused);
+    if (this.#debug) options.logger.debug({ connection: connection.id, id: request.id, method: request.method }, 'request');
 
-    const context: MethodContext = {
-      core: this.#core,
-      connection,
+    const context = options.context(connection, {
       requestId: request.isNotification ? undefined : request.id,
       holdUntil: holds ? (ended) => holds.push(ended) : NO_HOLD,
-    };
+    });
     let result: unknown;
     try {
       result = entry.handler(params, context);
@@ -138,22 +154,23 @@ export class RpcEngine {
   }
 
   #fail(request: RpcRequest, error: unknown): Reply {
-    const rpcError = toRpcError(error);
+    const rpcError = error instanceof RpcError ? error : this.#options.toRpcError(error);
     if (rpcError.code === INTERNAL_ERROR) {
-      this.#logger.error({ err: error, method: request.method }, 'internal error in a method handler');
+      this.#options.logger.error({ err: error, method: request.method }, 'internal error in a method handler');
     }
     return request.isNotification ? undefined : failure(request.id ?? null, rpcError);
   }
 
   #send(connection: Connection, message: Response | Record<string, unknown>[]): void {
-    this.#core.deliver(connection, message as unknown as Record<string, unknown>);
+    this.#options.send(connection, message as unknown as OutgoingMessage);
   }
 
   #tooLarge(text: string): boolean {
+    const limit = this.#options.maxMessageBytes;
     // UTF-16 length bounds the UTF-8 size from below and (times three) from above.
-    if (text.length > this.#maxBytes) return true;
-    if (text.length * 3 <= this.#maxBytes) return false;
-    return Buffer.byteLength(text, 'utf8') > this.#maxBytes;
+    if (text.length > limit) return true;
+    if (text.length * 3 <= limit) return false;
+    return Buffer.byteLength(text, 'utf8') > limit;
   }
 
   #waitFor(holds: Promise<void>[]): Promise<void> {
@@ -161,6 +178,6 @@ export class RpcEngine {
   }
 
   readonly #swallow = (error: unknown): void => {
-    this.#logger.error({ err: error }, 'unexpected failure while answering a message');
+    this.#options.logger.error({ err: error }, 'unexpected failure while answering a message');
   };
 }

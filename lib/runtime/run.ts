@@ -113,6 +113,9 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
   #iteratorClosed = false;
   #errorDelivered = false;
   #pendingNext: PendingNext | undefined;
+  /** Push delivery (onChunks): one call per native batch, no promise per chunk. */
+  #listener: ((chunks: readonly RunChunk[]) => void) | undefined;
+  #batch: RunChunk[] | undefined;
 
   constructor(port: RunPort, options: RunOptions, site: CallSite) {
     this.#result = new Promise<RunResult>((resolve, reject) => {
@@ -201,6 +204,21 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
     return iterator;
   }
 
+  /**
+   * Delivers the chunks in the batches the runtime reported them, synchronously as each batch
+   * arrives, instead of through an iterator (a server relaying tokens keeps the runtime's
+   * batching this way). Call it right after run(), before any chunk can arrive; once only, and
+   * not together with iteration.
+   */
+  onChunks(listener: (chunks: readonly RunChunk[]) => void): void {
+    if (typeof listener !== 'function') throw new RkllmError('listener: expected a function', 'INVALID_ARGUMENT', { field: 'listener', reason: 'expected a function' });
+    if (this.#iteratorTaken) throw new RkllmError('a Run delivers its chunks once: to one iterator or one onChunks listener', 'INVALID_ARGUMENT');
+    this.#iteratorTaken = true;
+    this.#listener = listener;
+    this.#queue = [];
+    this.#queueHead = 0;
+  }
+
   #noteAwaited(): void {
     if (this.#iteratorTaken || !this.#keepChunks) return;
     this.#keepChunks = false;
@@ -210,12 +228,26 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
   }
 
   #onEvents(events: NativeRunEvent[]): void {
+    const listener = this.#listener;
+    if (listener) this.#batch = [];
     for (const event of events) {
       if (this.#ended) break; // The contract puts 'end' last; anything after it is ignored.
       if (event.kind === 'token') this.#onToken(event);
-      else this.#onEnd(event);
+      else {
+        // The batch's tokens go out before the end settles the result.
+        this.#flushBatch();
+        this.#onEnd(event);
+      }
     }
+    this.#flushBatch();
     this.#serveNext();
+  }
+
+  #flushBatch(): void {
+    const batch = this.#batch;
+    if (!batch || batch.length === 0 || !this.#listener) return;
+    this.#batch = [];
+    this.#listener(batch);
   }
 
   #onToken(event: TokenEvent): void {
@@ -224,7 +256,7 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
     this.#tokenCount++;
     if (event.logits) this.#logits = event.logits;
     if (event.last_hidden_layer) this.#lastHiddenLayer = event.last_hidden_layer;
-    if (!this.#keepChunks) {
+    if (!this.#keepChunks && !this.#batch) {
       this.#chunksDropped = true;
       return;
     }
@@ -237,7 +269,8 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
     };
     if (event.logits) chunk.logits = event.logits;
     if (event.last_hidden_layer) chunk.last_hidden_layer = event.last_hidden_layer;
-    this.#queue.push(chunk);
+    if (this.#batch) this.#batch.push(chunk);
+    else this.#queue.push(chunk);
   }
 
   #onEnd(event: EndEvent): void {

@@ -10,25 +10,22 @@
 // Under /v1, the OpenAI-compatible routes (lib/openai) answer instead: the same body limit, and
 // the same models and queues. With config.apiKey set, POST / and /v1 require
 // `Authorization: Bearer <key>` (401 otherwise); GET /health stays open for readiness probes.
-// Keep-alive is Node's default. Sockets are bounded by config.maxConnections (extra ones get a
-// polite 503), bodies by config.maxMessageBytes (413), and an SSE reader that stops reading is cut
-// off at config.maxBufferedBytesPerConnection.
+// Keep-alive is Node's default. Sockets are bounded by limits.maxConnections (extra ones get a
+// polite 503), bodies by limits.maxMessageBytes (413), and an SSE reader that stops reading is cut
+// off at limits.maxBufferedBytesPerConnection.
 
 import * as http from 'http';
 import type { Socket } from 'net';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
-import type { OpenAiRoutes } from '../openai/api';
-import { unauthorized } from '../openai/errors';
-import { apiKeyMatches, bearerToken } from '../server/auth';
-import { serverError } from '../rpc/errors';
-import type { ClientDialer, DialedClient, ServerStats } from '../server/types';
-import { invalidRequest, messageTooLarge, serialize, tooManyConnections } from './replies';
+import { invalidRequest, messageTooLarge, serialize, tooManyConnections, unauthorized } from './replies';
 import {
   dialableHost,
   bindOnce,
   reportClosed,
   settleWithin,
   type ListeningAddress,
+  type ClientDialer,
+  type DialedClient,
   type Transport,
   type TransportContext,
   type TransportStats,
@@ -36,8 +33,30 @@ import {
 
 const STOP_BOUND_MS = 300;
 
+/** The counts GET /health reports of the server behind the transport. */
+export interface ServerCounts {
+  connections: number;
+  streams: number;
+  queued: number;
+  running: number;
+  models: number;
+}
+
 /** What GET /health reports, besides the engine's own counts. */
-export type HealthSource = () => { server: ServerStats; transports: Record<string, TransportStats>; shuttingDown: boolean };
+export type HealthSource = () => { server: ServerCounts; transports: Record<string, TransportStats>; shuttingDown: boolean };
+
+/**
+ * Routes served beside JSON-RPC (the OpenAI API under /v1): whoever answers them implements this.
+ * The transport reads the body (bounded) and checks the API key first.
+ */
+export interface HttpRoutes {
+  /** Whether `path` is served here. */
+  owns(path: string): boolean;
+  /** Answers one request; `body` is the whole request body ('' for GET). Never throws. */
+  handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void;
+  /** Answers a request that did not carry the API key. */
+  refuseUnauthorized(response: http.ServerResponse): void;
+}
 
 type Reply = { status: number; body: OutgoingMessage | Record<string, unknown>; headers?: http.OutgoingHttpHeaders };
 
@@ -79,6 +98,24 @@ class HttpConnection implements Connection {
     this.response.write(`data: ${text}\n\n`);
     return true;
   }
+
+  /** An event stream takes a batch (a runtime batch of tokens) as one write of several events. */
+  sendAll(messages: readonly OutgoingMessage[]): boolean {
+    if (!this.streaming || messages.length === 1) {
+      for (const message of messages) if (!this.send(message)) return false;
+      return true;
+    }
+    if (this.closed || this.response.destroyed) return false;
+    if (this.response.writableLength > this.maxBufferedBytes) {
+      this.onCutOff(this);
+      return false;
+    }
+    let text = '';
+    for (const message of messages) text += `data: ${serialize(message)}\n\n`;
+    this.sentCount += messages.length;
+    this.response.write(text);
+    return true;
+  }
 }
 
 export class HttpTransport implements Transport {
@@ -87,7 +124,7 @@ export class HttpTransport implements Transport {
 
   private readonly context: TransportContext;
   private readonly health: HealthSource;
-  private readonly openai: OpenAiRoutes | undefined;
+  private readonly routes: HttpRoutes | undefined;
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
   /** Sockets over the bound: their requests get 503 and the socket closes. */
@@ -98,10 +135,10 @@ export class HttpTransport implements Transport {
   private nextRequestNumber = 1;
   private counters = { accepted: 0, refused: 0, cutOff: 0 };
 
-  constructor(context: TransportContext, health: HealthSource, openai?: OpenAiRoutes) {
+  constructor(context: TransportContext, health: HealthSource, routes?: HttpRoutes) {
     this.context = context;
     this.health = health;
-    this.openai = openai;
+    this.routes = routes;
     this.server = http.createServer((request, response) => this.route(request, response));
     this.server.on('connection', (socket: Socket) => this.track(socket));
     this.server.on('clientError', (error, socket) => {
@@ -114,7 +151,7 @@ export class HttpTransport implements Transport {
   }
 
   async start(): Promise<ListeningAddress> {
-    const { host, port } = this.context.config.transports.http;
+    const { host, port } = this.context.endpoint;
     this.address = await bindOnce(this.server, this.name, host, port, this.context.logger, (bound) =>
       this.server.listen({ host, port }, bound),
     );
@@ -143,7 +180,7 @@ export class HttpTransport implements Transport {
 
   private track(socket: Socket): void {
     socket.setNoDelay(true);
-    if (!this.accepting || this.sockets.size >= this.context.config.maxConnections) {
+    if (!this.accepting || this.sockets.size >= this.context.limits.maxConnections) {
       this.counters.refused += 1;
       this.refusedSockets.add(socket);
       return;
@@ -157,7 +194,7 @@ export class HttpTransport implements Transport {
     response.on('error', (error) => this.context.logger.debug({ err: error, transport: this.name }, 'http response error'));
     if (this.refusedSockets.has(request.socket)) {
       request.resume();
-      reply(response, { status: 503, body: tooManyConnections(this.name, this.context.config.maxConnections), headers: { connection: 'close' } });
+      reply(response, { status: 503, body: tooManyConnections(this.context.handler, this.name, this.context.limits.maxConnections), headers: { connection: 'close' } });
       return;
     }
     const path = (request.url ?? '/').split('?')[0];
@@ -166,23 +203,21 @@ export class HttpTransport implements Transport {
       else methodNotAllowed(request, response, 'GET');
       return;
     }
-    if (this.openai?.owns(path)) {
-      const openai = this.openai;
+    if (this.routes?.owns(path)) {
+      const routes = this.routes;
       if (!this.authorized(request)) {
         request.resume();
-        const error = unauthorized();
-        reply(response, { status: error.status, body: error.toBody() as unknown as Record<string, unknown> });
+        routes.refuseUnauthorized(response);
         return;
       }
-      this.readBody(request, response, (body) => openai.handle(request, response, path, body));
+      this.readBody(request, response, (body) => routes.handle(request, response, path, body));
       return;
     }
     if (path === '/') {
       if (request.method !== 'POST') methodNotAllowed(request, response, 'POST');
       else if (!this.authorized(request)) {
         request.resume();
-        const error = serverError('UNAUTHORIZED', 'send the API key as "Authorization: Bearer <key>"');
-        reply(response, { status: 401, body: { jsonrpc: '2.0', id: null, error: error.toJSON() } });
+        reply(response, { status: 401, body: unauthorized(this.context.handler, 'send the API key as "Authorization: Bearer <key>"') });
       } else this.readBody(request, response, (body) => this.dispatch(request, response, body));
       return;
     }
@@ -206,13 +241,12 @@ export class HttpTransport implements Transport {
   }
 
   private authorized(request: http.IncomingMessage): boolean {
-    const key = this.context.config.apiKey;
-    return key === undefined || apiKeyMatches(key, bearerToken(request.headers.authorization));
+    return this.context.apiKey.admitsHeader(request.headers.authorization);
   }
 
-  /** The whole body, bounded by config.maxMessageBytes (413 beyond it). */
+  /** The whole body, bounded by limits.maxMessageBytes (413 beyond it). */
   private readBody(request: http.IncomingMessage, response: http.ServerResponse, onBody: (body: string) => void): void {
-    const limit = this.context.config.maxMessageBytes;
+    const limit = this.context.limits.maxMessageBytes;
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
       this.refuseBody(request, response, limit);
@@ -240,7 +274,7 @@ export class HttpTransport implements Transport {
   private refuseBody(request: http.IncomingMessage, response: http.ServerResponse, limit: number): void {
     // The rest of the body is not read: the socket closes after the 413.
     request.pause();
-    reply(response, { status: 413, body: messageTooLarge(limit, 'the request body'), headers: { connection: 'close' } });
+    reply(response, { status: 413, body: messageTooLarge(this.context.handler, limit, 'the request body'), headers: { connection: 'close' } });
     response.once('finish', () => request.socket.destroySoon());
   }
 
@@ -251,7 +285,7 @@ export class HttpTransport implements Transport {
       `http#${this.nextRequestNumber++} ${remote}`,
       response,
       streaming,
-      this.context.config.maxBufferedBytesPerConnection,
+      this.context.limits.maxBufferedBytesPerConnection,
       (cut) => {
         this.counters.cutOff += 1;
         this.context.logger.warn({ transport: this.name, connection: cut.id }, `${cut.id}: cut off, it is not reading its event stream`);
@@ -315,7 +349,7 @@ export class HttpTransport implements Transport {
             'content-type': 'application/json',
             accept: 'text/event-stream',
             'content-length': Buffer.byteLength(text),
-            ...(this.context.config.apiKey === undefined ? {} : { authorization: `Bearer ${this.context.config.apiKey}` }),
+            ...(this.context.dialKey === undefined ? {} : { authorization: `Bearer ${this.context.dialKey}` }),
           },
         });
         requests.add(request);

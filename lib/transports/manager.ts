@@ -2,22 +2,50 @@
 // listens gets one log line with its address (tests read these to find ephemeral ports).
 
 import type { Logger } from 'pino';
+import type { ApiKey } from '../auth';
 import type { TransportName } from '../rpc/connection';
-import type { RkllmServer } from '../server/types';
-import { HttpTransport } from './http';
+import { HttpTransport, type HttpRoutes, type ServerCounts } from './http';
 import { StdioTransport, type StdioOptions } from './stdio';
 import type { CloseReason } from './stream-peer';
 import { TcpTransport } from './tcp';
-import { formatHostPort, type ListeningAddress, type Transport, type TransportContext, type TransportStats } from './transport';
+import {
+  formatHostPort,
+  type ClientDialer,
+  type ListeningAddress,
+  type Transport,
+  type TransportHandler,
+  type TransportLimits,
+  type TransportStats,
+} from './transport';
 import { UdpTransport } from './udp';
 import { WebSocketTransport } from './websocket';
 
 /** The order transports start in (and are listed in logs and /health). */
 const START_ORDER: readonly TransportName[] = ['tcp', 'udp', 'http', 'websocket', 'stdio'];
 
+/** One transport's own settings. */
+export interface TransportConfig {
+  enabled: boolean;
+  host: string;
+  /** 0 picks a free port (the listening log line tells which). */
+  port: number;
+}
+
 export interface TransportManagerOptions {
-  /** The engine: handles messages, and answers /health with its stats. */
-  readonly server: Pick<RkllmServer, 'handleMessage' | 'connectionClosed' | 'stats' | 'config' | 'logger' | 'openai'>;
+  readonly transports: Readonly<Record<TransportName, TransportConfig>>;
+  readonly limits: TransportLimits;
+  /** UDP: replies per second to one address (0 = no cap). */
+  readonly udpRepliesPerSecond: number;
+  readonly apiKey: ApiKey;
+  /** The key in clear, for the dialers of test hooks. */
+  readonly dialKey?: string;
+  readonly logger: Logger;
+  /** The JSON-RPC front end every transport hands its messages to. */
+  readonly handler: TransportHandler;
+  /** What the HTTP transport serves beside JSON-RPC (the OpenAI API). */
+  readonly routes?: HttpRoutes;
+  /** The server's counts for GET /health. */
+  readonly counts: () => ServerCounts;
   /** The parent on stdio is gone (end of stdin, or stdout broke) and its replies are written. */
   readonly onStdioPeerGone?: (reason: CloseReason) => void;
   /** Overrides process.stdin/stdout (tests, embedding). */
@@ -30,26 +58,32 @@ export class TransportManager {
   private shuttingDown = false;
 
   constructor(options: TransportManagerOptions) {
-    const { server } = options;
-    this.logger = server.logger;
-    const context: TransportContext = { handler: server, config: server.config, logger: server.logger };
-    const enabled = START_ORDER.filter((name) => server.config.transports[name].enabled);
+    this.logger = options.logger;
+    const contextOf = (name: TransportName) => ({
+      handler: options.handler,
+      logger: options.logger,
+      endpoint: { host: options.transports[name].host, port: options.transports[name].port },
+      limits: options.limits,
+      apiKey: options.apiKey,
+      dialKey: options.dialKey,
+    });
+    const enabled = START_ORDER.filter((name) => options.transports[name].enabled);
     this.transports = enabled.map((name): Transport => {
       switch (name) {
         case 'stdio':
-          return new StdioTransport(context, { ...options.stdio, onPeerGone: options.onStdioPeerGone });
+          return new StdioTransport(contextOf(name), { ...options.stdio, onPeerGone: options.onStdioPeerGone });
         case 'tcp':
-          return new TcpTransport(context);
+          return new TcpTransport(contextOf(name));
         case 'udp':
-          return new UdpTransport(context);
+          return new UdpTransport(contextOf(name), options.udpRepliesPerSecond);
         case 'http':
           return new HttpTransport(
-            context,
-            () => ({ server: server.stats(), transports: this.stats(), shuttingDown: this.shuttingDown }),
-            server.openai,
+            contextOf(name),
+            () => ({ server: options.counts(), transports: this.stats(), shuttingDown: this.shuttingDown }),
+            options.routes,
           );
         case 'websocket':
-          return new WebSocketTransport(context);
+          return new WebSocketTransport(contextOf(name));
       }
     });
   }
@@ -86,9 +120,11 @@ export class TransportManager {
     await Promise.all(this.transports.map((transport) => transport.stop()));
   }
 
-  /** Lets test_connection_drop dial each running transport. */
-  registerDialers(server: Pick<RkllmServer, 'registerDialer'>): void {
-    for (const transport of this.transports) server.registerDialer(transport.name, transport.dialer);
+  /** A real client of each running transport, for test_connection_drop. */
+  dialers(): Map<TransportName, ClientDialer> {
+    const dialers = new Map<TransportName, ClientDialer>();
+    for (const transport of this.transports) dialers.set(transport.name, (transport as Transport & { dialer: ClientDialer }).dialer);
+    return dialers;
   }
 
   stats(): Record<string, TransportStats> {

@@ -1,18 +1,25 @@
 // The few replies a transport writes itself, before or instead of the engine: a message over the
 // size bound, a binary WebSocket frame, a peer over the connection bound, a UDP reply that cannot
-// fit a datagram. They use the engine's error table so clients see one set of codes.
+// fit a datagram, a missing API key. The transport says what went wrong as the domain error; the
+// front end behind it renders it with its own error table, so clients see one set of codes.
 
+import { RkllmError } from '../errors';
 import type { OutgoingMessage } from '../rpc/connection';
 import { failure, type RequestId } from '../rpc/envelope';
-import { INTERNAL_ERROR, INVALID_REQUEST, RpcError, serverError } from '../rpc/errors';
+import { INTERNAL_ERROR, INVALID_REQUEST, RpcError } from '../rpc/errors';
+import type { TransportHandler } from './transport';
 
-export function messageTooLarge(limitBytes: number, what: string): OutgoingMessage {
-  return { ...failure(null, serverError('MESSAGE_TOO_LARGE', `${what} is larger than ${limitBytes} bytes`, { max_bytes: limitBytes })) };
+export function messageTooLarge(handler: TransportHandler, limitBytes: number, what: string): OutgoingMessage {
+  return handler.refusal(new RkllmError(`${what} is larger than ${limitBytes} bytes`, 'MESSAGE_TOO_LARGE', { facts: { max_bytes: limitBytes } }));
 }
 
-export function tooManyConnections(transport: string, limit: number): OutgoingMessage {
+export function tooManyConnections(handler: TransportHandler, transport: string, limit: number): OutgoingMessage {
   const detail = `this server accepts at most ${limit} ${transport} connections at once`;
-  return { ...failure(null, serverError('TOO_MANY_CONNECTIONS', detail, { max_connections: limit })) };
+  return handler.refusal(new RkllmError(detail, 'TOO_MANY_CONNECTIONS', { facts: { max_connections: limit } }));
+}
+
+export function unauthorized(handler: TransportHandler, detail: string): OutgoingMessage {
+  return handler.refusal(new RkllmError(detail, 'UNAUTHORIZED'));
 }
 
 export function invalidRequest(reason: string): OutgoingMessage {

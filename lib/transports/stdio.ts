@@ -9,10 +9,9 @@
 // which is what test_connection_drop needs to exercise.
 
 import { PassThrough, type Readable, type Writable } from 'stream';
-import type { ClientDialer, DialedClient } from '../server/types';
 import { LineSplitter } from './line-splitter';
 import { StreamPeer, type CloseReason } from './stream-peer';
-import { settleWithin, type ListeningAddress, type Transport, type TransportContext, type TransportStats } from './transport';
+import { settleWithin, type ClientDialer, type DialedClient, type ListeningAddress, type Transport, type TransportContext, type TransportStats } from './transport';
 
 const FLUSH_BOUND_MS = 300;
 
@@ -116,7 +115,7 @@ export class StdioTransport implements Transport {
     this.counters.accepted += 1;
 
     const listeners: ((text: string) => void)[] = [];
-    const splitter = new LineSplitter(Math.max(this.context.config.maxMessageBytes, 16 * 1024 * 1024));
+    const splitter = new LineSplitter(Math.max(this.context.limits.maxMessageBytes, 16 * 1024 * 1024));
     toClient.on('data', (chunk: Buffer) =>
       splitter.push(chunk, { line: (text) => listeners.forEach((listener) => listener(text)), overflow: () => undefined }),
     );

@@ -45,7 +45,7 @@ export class StreamPeer implements Connection {
     this.options = options;
     this.id = options.id;
     this.transport = options.transport;
-    this.splitter = new LineSplitter(options.context.config.maxMessageBytes);
+    this.splitter = new LineSplitter(options.context.limits.maxMessageBytes);
 
     const { input, output } = options;
     // A socket is both: then one 'close' and one 'error' cover both directions.
@@ -73,11 +73,27 @@ export class StreamPeer implements Connection {
   }
 
   send(message: OutgoingMessage): boolean {
+    if (!this.admitOutput()) return false;
+    this.options.output.write(serialize(message) + '\n');
+    return true;
+  }
+
+  /** A batch of messages (a runtime batch of tokens) as one write of several lines. */
+  sendAll(messages: readonly OutgoingMessage[]): boolean {
+    if (!this.admitOutput()) return false;
+    let text = '';
+    for (const message of messages) text += serialize(message) + '\n';
+    this.options.output.write(text);
+    return true;
+  }
+
+  /** Whether output may be written now; cuts the peer off when it has stopped reading. */
+  private admitOutput(): boolean {
     if (this.closed || this.options.output.destroyed) return false;
-    const { config, logger } = this.options.context;
+    const { limits, logger } = this.options.context;
     // What is still waiting from earlier sends is what the peer has not read: past the bound it
     // is cut off, so memory stays bounded by the limit plus one message.
-    if (this.options.output.writableLength > config.maxBufferedBytesPerConnection) {
+    if (this.options.output.writableLength > limits.maxBufferedBytesPerConnection) {
       logger.warn(
         { transport: this.transport, connection: this.id, bufferedBytes: this.options.output.writableLength },
         `${this.id}: cut off, it is not reading its replies`,
@@ -87,7 +103,6 @@ export class StreamPeer implements Connection {
       this.options.destroy();
       return false;
     }
-    this.options.output.write(serialize(message) + '\n');
     return true;
   }
 
@@ -105,7 +120,7 @@ export class StreamPeer implements Connection {
 
   private readonly lineSink: LineSink = {
     line: (text) => this.dispatch(text),
-    overflow: () => this.send(messageTooLarge(this.options.context.config.maxMessageBytes, 'a line')),
+    overflow: () => this.send(messageTooLarge(this.options.context.handler, this.options.context.limits.maxMessageBytes, 'a line')),
   };
 
   private dispatch(text: string): void {

@@ -3,7 +3,6 @@
 // up another.
 
 import * as net from 'net';
-import type { ClientDialer, DialedClient } from '../server/types';
 import { LineSplitter } from './line-splitter';
 import { serialize, tooManyConnections } from './replies';
 import { StreamPeer, type CloseReason } from './stream-peer';
@@ -13,6 +12,8 @@ import {
   bindOnce,
   settleWithin,
   type ListeningAddress,
+  type ClientDialer,
+  type DialedClient,
   type Transport,
   type TransportContext,
   type TransportStats,
@@ -44,7 +45,7 @@ export class TcpTransport implements Transport {
   }
 
   async start(): Promise<ListeningAddress> {
-    const { host, port } = this.context.config.transports.tcp;
+    const { host, port } = this.context.endpoint;
     this.address = await bindOnce(this.server, this.name, host, port, this.context.logger, (bound) =>
       this.server.listen({ host, port, backlog: 511 }, bound),
     );
@@ -69,14 +70,14 @@ export class TcpTransport implements Transport {
   }
 
   private admit(socket: net.Socket): void {
-    const { config, logger } = this.context;
+    const { limits, logger } = this.context;
     // Errors before the peer exists (a reset during refusal) must not become uncaught.
     socket.on('error', () => undefined);
-    if (!this.accepting || this.peers.size >= config.maxConnections) {
+    if (!this.accepting || this.peers.size >= limits.maxConnections) {
       this.counters.refused += 1;
       logger.debug({ transport: this.name, remote: socket.remoteAddress }, 'tcp connection refused: at maxConnections');
       socket.resume(); // whatever it sends is discarded
-      socket.end(serialize(tooManyConnections(this.name, config.maxConnections)) + '\n');
+      socket.end(serialize(tooManyConnections(this.context.handler, this.name, limits.maxConnections)) + '\n');
       setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
       return;
     }
@@ -110,7 +111,7 @@ export class TcpTransport implements Transport {
       const socket = net.connect({ host: dialableHost(address.host), port: address.port, noDelay: true });
       const listeners: ((text: string) => void)[] = [];
       // Replies can be large (rkllm_list_functions); the client side is bounded generously.
-      const splitter = new LineSplitter(Math.max(this.context.config.maxMessageBytes, 16 * 1024 * 1024));
+      const splitter = new LineSplitter(Math.max(this.context.limits.maxMessageBytes, 16 * 1024 * 1024));
       socket.on('data', (chunk: Buffer) =>
         splitter.push(chunk, { line: (text) => listeners.forEach((listener) => listener(text)), overflow: () => undefined }),
       );

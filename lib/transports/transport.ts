@@ -4,9 +4,10 @@
 
 import type { EventEmitter } from 'events';
 import type { Logger } from 'pino';
-import type { Connection, MessageHandler, TransportName } from '../rpc/connection';
-import type { ServerConfig } from '../server/config';
-import type { ClientDialer } from '../server/types';
+import type { ApiKey } from '../auth';
+import type { RkllmError } from '../errors';
+import type { Connection, MessageHandler, OutgoingMessage, TransportName } from '../rpc/connection';
+import type { RequestId } from '../rpc/envelope';
 
 export interface ListeningAddress {
   transport: TransportName;
@@ -37,15 +38,49 @@ export interface Transport {
   stopAccepting(): void;
   /** Closes every peer (each is reported closed to the handler) and the listener. Never rejects. */
   stop(): Promise<void>;
-  /** Opens a real client of this transport to this server (for test_connection_drop). */
-  readonly dialer: ClientDialer;
   stats(): TransportStats;
 }
 
+/** What a transport hands its messages to: the JSON-RPC front end. */
+export interface TransportHandler extends MessageHandler {
+  /** The reply to a message the transport refuses itself (too large, too many peers, no key). */
+  refusal(error: RkllmError, id?: RequestId): OutgoingMessage;
+}
+
+/** The bounds every transport keeps on its peers. */
+export interface TransportLimits {
+  /** Open connections (TCP, WebSocket, HTTP sockets; UDP peers). */
+  readonly maxConnections: number;
+  /** The largest message accepted (a line, datagram, body or frame). */
+  readonly maxMessageBytes: number;
+  /** Bytes queued for one peer that is not reading before it is cut off. */
+  readonly maxBufferedBytesPerConnection: number;
+}
+
 export interface TransportContext {
-  readonly handler: MessageHandler;
-  readonly config: ServerConfig;
+  readonly handler: TransportHandler;
   readonly logger: Logger;
+  /** Where to listen (unused by stdio); port 0 picks a free one. */
+  readonly endpoint: { readonly host: string; readonly port: number };
+  readonly limits: TransportLimits;
+  /** Checked on HTTP requests and WebSocket upgrades (Bearer); TCP and UDP carry it in the message. */
+  readonly apiKey: ApiKey;
+  /** The key in clear, for the clients the server dials to itself (test hooks only). */
+  readonly dialKey?: string;
+}
+
+/** A real client of one transport, opened by the server to itself (test hooks only). */
+export interface DialedClient {
+  /** Sends one message: a line (stdio/TCP), a datagram, a frame, or an HTTP body (SSE). */
+  send(text: string): void;
+  /** Every message the server sends back, as text. */
+  onMessage(listener: (text: string) => void): void;
+  /** Drops the connection abruptly: no goodbye, as a crashed client would. */
+  drop(): void;
+}
+
+export interface ClientDialer {
+  dial(): Promise<DialedClient>;
 }
 
 /**

@@ -18,8 +18,7 @@ import * as dgram from 'dgram';
 import * as net from 'net';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
 import { failure, isErrorResponse, readEnvelope, type RequestId } from '../rpc/envelope';
-import { serverError } from '../rpc/errors';
-import type { ClientDialer, DialedClient } from '../server/types';
+import { RkllmError } from '../errors';
 import { isRequestId, isResponse, messageTooLarge, serialize, tooManyConnections } from './replies';
 import {
   dialableHost,
@@ -28,6 +27,8 @@ import {
   reportClosed,
   settleWithin,
   type ListeningAddress,
+  type ClientDialer,
+  type DialedClient,
   type Transport,
   type TransportContext,
   type TransportStats,
@@ -133,18 +134,19 @@ export class UdpTransport implements Transport {
   private nextPeerNumber = 1;
   private counters = { accepted: 0, refused: 0, cutOff: 0, ignored: 0, rateLimited: 0, dropped: 0, vanished: 0, expired: 0 };
 
-  constructor(context: TransportContext) {
+  /** repliesPerSecond: replies to one address per second (0 = no cap). */
+  constructor(context: TransportContext, repliesPerSecond: number) {
     this.context = context;
-    const { host } = context.config.transports.udp;
+    const { host } = context.endpoint;
     this.socket = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' });
     this.socket.on('message', (datagram, sender) => this.receive(datagram, sender));
-    const perSecond = context.config.udpRepliesPerSecond;
+    const perSecond = repliesPerSecond;
     this.budget = perSecond > 0 ? new ReplyBudget(perSecond) : undefined;
     this.dialer = { dial: () => this.dial() };
   }
 
   async start(): Promise<ListeningAddress> {
-    const { host, port } = this.context.config.transports.udp;
+    const { host, port } = this.context.endpoint;
     this.address = await bindOnce(this.socket, this.name, host, port, this.context.logger, (bound) =>
       this.socket.bind({ address: host, port, exclusive: true }, bound),
     );
@@ -180,7 +182,7 @@ export class UdpTransport implements Transport {
     const datagram = this.encode(message, peer);
     if (datagram === undefined) return true;
     peer.lastActivity = Date.now();
-    if (peer.unsentBytes + datagram.length > this.context.config.maxBufferedBytesPerConnection) {
+    if (peer.unsentBytes + datagram.length > this.context.limits.maxBufferedBytesPerConnection) {
       // The socket is not keeping up; UDP may lose datagrams anyway, and poll recovers them.
       this.counters.dropped += 1;
       return true;
@@ -193,11 +195,11 @@ export class UdpTransport implements Transport {
   }
 
   private receive(datagram: Buffer, sender: dgram.RemoteInfo): void {
-    const { config, logger } = this.context;
+    const { limits, logger } = this.context;
     const key = formatHostPort(sender.address, sender.port);
     let peer = this.peers.get(key);
     if (peer === undefined) {
-      if (!this.accepting || datagram.length > config.maxMessageBytes) {
+      if (!this.accepting || datagram.length > limits.maxMessageBytes) {
         this.counters.ignored += 1;
         return;
       }
@@ -212,8 +214,8 @@ export class UdpTransport implements Transport {
       return;
     }
     peer.lastActivity = Date.now();
-    if (datagram.length > config.maxMessageBytes) {
-      peer.send(messageTooLarge(config.maxMessageBytes, 'a datagram'));
+    if (datagram.length > limits.maxMessageBytes) {
+      peer.send(messageTooLarge(this.context.handler, limits.maxMessageBytes, 'a datagram'));
       return;
     }
     // A known peer's garbage goes to the engine like anything else and earns its parse error.
@@ -233,11 +235,11 @@ export class UdpTransport implements Transport {
   }
 
   private admit(key: string, sender: dgram.RemoteInfo): UdpPeer | undefined {
-    const { config, logger } = this.context;
-    if (this.peers.size >= config.maxConnections && !this.evictLongestIdle()) {
+    const { limits, logger } = this.context;
+    if (this.peers.size >= limits.maxConnections && !this.evictLongestIdle()) {
       this.counters.refused += 1;
       // It did send a valid request, so one small error back is within the reflection rule.
-      const refusal = Buffer.from(serialize(tooManyConnections(this.name, config.maxConnections)));
+      const refusal = Buffer.from(serialize(tooManyConnections(this.context.handler, this.name, limits.maxConnections)));
       this.transmit(refusal, sender.address, sender.port);
       return undefined;
     }
@@ -271,7 +273,7 @@ export class UdpTransport implements Transport {
   private encode(message: OutgoingMessage, peer: UdpPeer): Buffer | undefined {
     const datagram = Buffer.from(serialize(message));
     if (datagram.length <= MAX_DATAGRAM_BYTES) return datagram;
-    const replacement = replacementForOversize(message, datagram.length);
+    const replacement = replacementForOversize(this.context, message, datagram.length);
     if (replacement === undefined) {
       this.counters.dropped += 1;
       this.context.logger.warn(
@@ -282,7 +284,7 @@ export class UdpTransport implements Transport {
     }
     const small = Buffer.from(serialize(replacement));
     // A batch of many oversize replies could itself be too large: then one error, id null.
-    return small.length <= MAX_DATAGRAM_BYTES ? small : Buffer.from(serialize(messageTooLarge(MAX_DATAGRAM_BYTES, 'the reply')));
+    return small.length <= MAX_DATAGRAM_BYTES ? small : Buffer.from(serialize(messageTooLarge(this.context.handler, MAX_DATAGRAM_BYTES, 'the reply')));
   }
 
   private transmit(datagram: Buffer, address: string, port: number, sent?: () => void): void {
@@ -387,16 +389,11 @@ function isValidRequest(text: string): boolean {
 }
 
 /** The MESSAGE_TOO_LARGE error for each response in `message`; undefined when it holds none. */
-function replacementForOversize(message: OutgoingMessage, size: number): OutgoingMessage | undefined {
-  const tooLarge = (id: RequestId): Record<string, unknown> => ({
-    ...failure(
-      id,
-      serverError('MESSAGE_TOO_LARGE', `the reply (${size} bytes) does not fit one UDP datagram; ask over TCP, HTTP or WebSocket`, {
-        max_bytes: MAX_DATAGRAM_BYTES,
-        reply_bytes: size,
-      }),
-    ),
+function replacementForOversize(context: TransportContext, message: OutgoingMessage, size: number): OutgoingMessage | undefined {
+  const error = new RkllmError(`the reply (${size} bytes) does not fit one UDP datagram; ask over TCP, HTTP or WebSocket`, 'MESSAGE_TOO_LARGE', {
+    facts: { max_bytes: MAX_DATAGRAM_BYTES, reply_bytes: size },
   });
+  const tooLarge = (id: RequestId): Record<string, unknown> => context.handler.refusal(error, id) as Record<string, unknown>;
   if (Array.isArray(message)) {
     const errors = message.filter(isResponse).map((response) => tooLarge(isRequestId(response.id) ? response.id : null));
     return errors.length > 0 ? errors : undefined;

@@ -1,19 +1,16 @@
 // WebSocket (the ws package) on path '/': one JSON text per text frame, one Connection per socket.
 // A binary frame gets an Invalid Request error and the connection stays. A frame over
-// config.maxMessageBytes is refused by ws itself (maxPayload), which closes with 1009 (message too
+// limits.maxMessageBytes is refused by ws itself (maxPayload), which closes with 1009 (message too
 // big): the frame cannot be skipped without reading it. Peers are pinged every PING_INTERVAL_MS
 // and one that has not answered the previous ping is terminated. A peer that lets more than
-// config.maxBufferedBytesPerConnection pile up unread is closed with 1008 (and terminated if it
-// does not take the close either). Upgrades beyond config.maxConnections get a 503.
+// limits.maxBufferedBytesPerConnection pile up unread is closed with 1008 (and terminated if it
+// does not take the close either). Upgrades beyond limits.maxConnections get a 503.
 
 import * as http from 'http';
 import type { Duplex } from 'stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
-import { apiKeyMatches, bearerToken } from '../server/auth';
-import { serverError } from '../rpc/errors';
-import type { ClientDialer, DialedClient } from '../server/types';
-import { invalidRequest, serialize, tooManyConnections } from './replies';
+import { invalidRequest, serialize, tooManyConnections, unauthorized } from './replies';
 import {
   dialableHost,
   formatHostPort,
@@ -21,6 +18,8 @@ import {
   reportClosed,
   settleWithin,
   type ListeningAddress,
+  type ClientDialer,
+  type DialedClient,
   type Transport,
   type TransportContext,
   type TransportStats,
@@ -44,6 +43,8 @@ class WebSocketPeer implements Connection {
   constructor(
     id: string,
     socket: WebSocket,
+    /** The TCP socket under the WebSocket: corked around a batch so its frames leave in one write. */
+    private readonly tcp: Duplex,
     private readonly maxBufferedBytes: number,
     private readonly onCutOff: (peer: WebSocketPeer) => void,
   ) {
@@ -52,13 +53,30 @@ class WebSocketPeer implements Connection {
   }
 
   send(message: OutgoingMessage): boolean {
+    if (!this.admitOutput()) return false;
+    this.socket.send(serialize(message));
+    return true;
+  }
+
+  /** A batch of messages (a runtime batch of tokens): one frame each, one write for all. */
+  sendAll(messages: readonly OutgoingMessage[]): boolean {
+    if (!this.admitOutput()) return false;
+    this.tcp.cork();
+    try {
+      for (const message of messages) this.socket.send(serialize(message));
+    } finally {
+      this.tcp.uncork();
+    }
+    return true;
+  }
+
+  private admitOutput(): boolean {
     if (this.closed || this.socket.readyState !== WebSocket.OPEN) return false;
     // bufferedAmount is what earlier sends left unread: past the bound the peer is cut off.
     if (this.socket.bufferedAmount > this.maxBufferedBytes) {
       this.onCutOff(this);
       return false;
     }
-    this.socket.send(serialize(message));
     return true;
   }
 }
@@ -83,7 +101,7 @@ export class WebSocketTransport implements Transport {
     this.context = context;
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: context.config.maxMessageBytes,
+      maxPayload: context.limits.maxMessageBytes,
       perMessageDeflate: false,
       clientTracking: false,
     });
@@ -99,7 +117,7 @@ export class WebSocketTransport implements Transport {
   }
 
   async start(): Promise<ListeningAddress> {
-    const { host, port } = this.context.config.transports.websocket;
+    const { host, port } = this.context.endpoint;
     this.address = await bindOnce(this.httpServer, this.name, host, port, this.context.logger, (bound) =>
       this.httpServer.listen({ host, port }, bound),
     );
@@ -142,14 +160,13 @@ export class WebSocketTransport implements Transport {
       rejectUpgrade(socket, 404, invalidRequest(`no WebSocket endpoint at ${path}; use /`));
       return;
     }
-    const key = this.context.config.apiKey;
-    if (key !== undefined && !apiKeyMatches(key, bearerToken(request.headers.authorization))) {
-      rejectUpgrade(socket, 401, { jsonrpc: '2.0', id: null, error: serverError('UNAUTHORIZED', 'send the API key as "Authorization: Bearer <key>" on the upgrade request').toJSON() });
+    if (!this.context.apiKey.admitsHeader(request.headers.authorization)) {
+      rejectUpgrade(socket, 401, unauthorized(this.context.handler, 'send the API key as "Authorization: Bearer <key>" on the upgrade request'));
       return;
     }
-    if (!this.accepting || this.peers.size + this.upgrading >= this.context.config.maxConnections) {
+    if (!this.accepting || this.peers.size + this.upgrading >= this.context.limits.maxConnections) {
       this.counters.refused += 1;
-      rejectUpgrade(socket, 503, tooManyConnections(this.name, this.context.config.maxConnections));
+      rejectUpgrade(socket, 503, tooManyConnections(this.context.handler, this.name, this.context.limits.maxConnections));
       return;
     }
     this.upgrading += 1;
@@ -168,10 +185,10 @@ export class WebSocketTransport implements Transport {
   }
 
   private admit(ws: WebSocket, request: http.IncomingMessage): void {
-    const { config, handler, logger } = this.context;
+    const { limits, handler, logger } = this.context;
     this.counters.accepted += 1;
     const remote = formatHostPort(request.socket.remoteAddress ?? '?', request.socket.remotePort ?? 0);
-    const peer = new WebSocketPeer(`websocket#${this.nextPeerNumber++} ${remote}`, ws, config.maxBufferedBytesPerConnection, (cut) =>
+    const peer = new WebSocketPeer(`websocket#${this.nextPeerNumber++} ${remote}`, ws, request.socket, limits.maxBufferedBytesPerConnection, (cut) =>
       this.cutOff(cut),
     );
     this.peers.add(peer);
@@ -233,7 +250,7 @@ export class WebSocketTransport implements Transport {
     if (address === undefined) return Promise.reject(new Error('websocket transport is not listening'));
     const url = `ws://${formatHostPort(dialableHost(address.host), address.port)}/`;
     return new Promise((resolve, reject) => {
-      const key = this.context.config.apiKey;
+      const key = this.context.dialKey;
       const headers = key === undefined ? undefined : { authorization: `Bearer ${key}` };
       const ws = new WebSocket(url, { perMessageDeflate: false, headers });
       const listeners: ((text: string) => void)[] = [];

@@ -3,8 +3,8 @@
 // the input, a job cancelled during it never starts a run, and its failure fails only that job.
 
 import { openRuntime, type Model, type Runtime } from '../../lib';
-import { Scheduler } from '../../lib/server/scheduler';
-import type { JobOutcome } from '../../lib/server/job';
+import { Scheduler } from '../../lib/core/scheduler';
+import type { JobOutcome } from '../../lib/core/job';
 
 let runtime: Runtime;
 let model: Model;

@@ -1,7 +1,7 @@
 // The JSON-RPC 2.0 rules themselves: parse errors, invalid requests, ids, notifications,
 // batches, unknown methods, invalid params, oversize messages.
 
-import type { RkllmServer } from '../../lib/server';
+import type { RkllmServer } from '../../lib/serve';
 import { ABIS, TestClient, startSim, type Json, type RpcReply } from './helpers';
 
 describe.each(ABIS)('JSON-RPC envelope (ABI %s)', (abi) => {

@@ -8,7 +8,7 @@ import * as path from 'path';
 import pino from 'pino';
 import type { AbiName } from '../../lib';
 import type { Connection, OutgoingMessage } from '../../lib/rpc/connection';
-import { createServer, defaultConfig, type RkllmServer, type ServerConfig } from '../../lib/server';
+import { createServer, defaultConfig, type RkllmServer, type ServerConfig } from '../../lib/serve';
 
 export const ABIS: AbiName[] = ['1.2', '1.3'];
 export const SLOW_MODEL = 'sim:rk3588-qwen2.5-1.5b';

@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { simModelDirectory } from '../../lib';
-import type { RkllmServer } from '../../lib/server';
+import type { RkllmServer } from '../../lib/serve';
 import { ABIS, TestClient, countText, makeScratchDir, prompt, removeScratchDir, startSim } from './helpers';
 
 describe.each(ABIS)('methods (ABI %s)', (abi) => {
@@ -216,7 +216,7 @@ describe('start-up', () => {
     const saved = process.env.RKLLM_RUNTIME;
     delete process.env.RKLLM_RUNTIME;
     try {
-      const { createServer, defaultConfig } = await import('../../lib/server');
+      const { createServer, defaultConfig } = await import('../../lib/serve');
       const { silentLogger } = await import('./helpers');
       await expect(createServer({ ...defaultConfig(), logLevel: 'silent' }, silentLogger)).rejects.toMatchObject({
         name: 'RkllmError',

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { simModelDirectory } from '../../lib';
-import type { RkllmServer } from '../../lib/server';
+import type { RkllmServer } from '../../lib/serve';
 import { ABIS, TestClient, makeScratchDir, prompt, removeScratchDir, startSim } from './helpers';
 
 describe.each(ABIS)('path confinement (ABI %s)', (abi) => {

@@ -2,7 +2,7 @@
 // requests by every route, timeouts, destroy under load, rkllm_abort per handle, cheap methods
 // during a long run, and shutdown.
 
-import type { RkllmServer } from '../../lib/server';
+import type { RkllmServer } from '../../lib/serve';
 import { ABIS, SLOW_MODEL, TestClient, closeAllClients, countText, prompt, startSim, waitUntil } from './helpers';
 
 const LONG = 'count to 100000';

@@ -1,7 +1,7 @@
 // Streams: notifications to the asking connection only, contiguous seq, the final notification
 // and then the reply; poll with and without from_seq, bounded buffers, expiry, event-stream holds.
 
-import type { RkllmServer } from '../../lib/server';
+import type { RkllmServer } from '../../lib/serve';
 import { ABIS, TestClient, countText, prompt, startSim, waitUntil, type RpcReply } from './helpers';
 
 function expectContiguous(seqs: number[]): void {

@@ -2,7 +2,7 @@
 // client, starts a long stream on it, drops it, and reports how the engine cleaned up.
 
 import type { OutgoingMessage } from '../../lib/rpc/connection';
-import type { ClientDialer, DialedClient, RkllmServer } from '../../lib/server';
+import type { ClientDialer, DialedClient, RkllmServer } from '../../lib/serve';
 import { ABIS, MemoryConnection, SLOW_MODEL, TestClient, startSim, waitUntil } from './helpers';
 
 /** A dialer whose clients are in-memory connections to the same server. */

@@ -2,14 +2,13 @@
 // owns it (if it can be pushed to) and kept, up to a bound, for poll. The oldest chunks are
 // dropped first; a poll that asks for dropped ones is told which range it missed.
 
-import type { RequestId } from '../rpc/envelope';
-import type { ErrorObject } from '../rpc/errors';
+import type { RkllmError } from '../errors';
 import type { RunChunk } from '../runtime/run';
-import type { ConnectionState } from './connections';
-import type { Job, JobOutcome } from './job';
+import type { Job, JobOutcome, RequestId } from './job';
 import type { WireRunResult } from './run-result';
+import type { Session } from './sessions';
 
-/** The params of an rkllm_result notification, minus stream_id and request_id. */
+/** One numbered piece of a stream: what a front end sends as one notification. */
 export interface StreamChunk {
   seq: number;
   state: number;
@@ -17,8 +16,8 @@ export interface StreamChunk {
   token_id: number;
   /** Last chunk of a finished run. */
   perf?: WireRunResult['perf'];
-  /** Last chunk of a run that failed in the runtime (state 3). */
-  error?: ErrorObject;
+  /** Last chunk of a run that failed in the runtime (state 3); the front end renders it. */
+  error?: RkllmError;
   /** Last chunk of a request that was cancelled, aborted, timed out or lost its model. */
   aborted?: true;
   reason?: string;
@@ -36,7 +35,7 @@ export interface PollAnswer {
   missed_from_seq?: number;
   missed_to_seq?: number;
   result?: WireRunResult;
-  error?: ErrorObject;
+  error?: RkllmError;
 }
 
 /** Compact the kept chunks only once many were dropped, so dropping stays O(1) amortised. */
@@ -45,15 +44,15 @@ const COMPACT_AT = 1024;
 export class Stream {
   readonly id: string;
   readonly requestId: RequestId;
-  /** The connection notifications go to; undefined for a stream that is only polled. */
-  readonly owner: ConnectionState | undefined;
+  /** The session chunks are pushed to; undefined for a stream that is only polled. */
+  readonly owner: Session | undefined;
   job: Job | undefined;
   done = false;
   outcome: JobOutcome | undefined;
   readonly ended: Promise<void>;
   #markEnded!: () => void;
   readonly #maxChunks: number;
-  readonly #push: (stream: Stream, chunk: StreamChunk) => void;
+  readonly #push: (stream: Stream, chunks: readonly StreamChunk[]) => void;
   #chunks: StreamChunk[] = [];
   #head = 0;
   #nextSeq = 0;
@@ -62,9 +61,9 @@ export class Stream {
   constructor(
     id: string,
     requestId: RequestId,
-    owner: ConnectionState | undefined,
+    owner: Session | undefined,
     maxChunks: number,
-    push: (stream: Stream, chunk: StreamChunk) => void,
+    push: (stream: Stream, chunks: readonly StreamChunk[]) => void,
     private readonly stampCallbackTime = false,
   ) {
     this.id = id;
@@ -77,10 +76,16 @@ export class Stream {
     });
   }
 
-  addToken(chunk: RunChunk): void {
-    if (this.done) return;
-    const added: StreamChunk = { seq: this.#nextSeq, state: chunk.state, text: chunk.text, token_id: chunk.token_id };
-    if (this.stampCallbackTime) added.callback_us = chunk.time_us;
+  /** A batch of the run's tokens: kept for poll, and pushed to the owner as one batch. */
+  addTokens(chunks: readonly RunChunk[]): void {
+    if (this.done || chunks.length === 0) return;
+    const added: StreamChunk[] = new Array<StreamChunk>(chunks.length);
+    for (let index = 0; index < chunks.length; index++) {
+      const chunk = chunks[index];
+      const item: StreamChunk = { seq: this.#nextSeq + index, state: chunk.state, text: chunk.text, token_id: chunk.token_id };
+      if (this.stampCallbackTime) item.callback_us = chunk.time_us;
+      added[index] = item;
+    }
     this.#add(added);
   }
 
@@ -91,14 +96,14 @@ export class Stream {
       last.perf = outcome.result.perf;
     } else if (outcome.kind === 'failed') {
       last.state = 3;
-      last.error = outcome.error.toJSON();
+      last.error = outcome.error;
     } else {
       last.aborted = true;
       last.reason = outcome.reason;
     }
     this.outcome = outcome;
     this.done = true;
-    this.#add(last);
+    this.#add([last]);
     this.#markEnded();
   }
 
@@ -121,7 +126,7 @@ export class Stream {
       answer.missed_to_seq = oldest - 1;
     }
     if (this.outcome?.kind === 'finished') answer.result = this.outcome.result;
-    else if (this.outcome) answer.error = this.outcome.error.toJSON();
+    else if (this.outcome) answer.error = this.outcome.error;
     return answer;
   }
 
@@ -131,16 +136,17 @@ export class Stream {
     this.#head = 0;
   }
 
-  #add(chunk: StreamChunk): void {
-    this.#nextSeq++;
-    this.#chunks.push(chunk);
-    if (this.#chunks.length - this.#head > this.#maxChunks) {
-      this.#head++;
+  #add(chunks: readonly StreamChunk[]): void {
+    this.#nextSeq += chunks.length;
+    for (const chunk of chunks) this.#chunks.push(chunk);
+    const excess = this.#chunks.length - this.#head - this.#maxChunks;
+    if (excess > 0) {
+      this.#head += excess;
       if (this.#head >= COMPACT_AT && this.#head * 2 >= this.#chunks.length) {
         this.#chunks = this.#chunks.slice(this.#head);
         this.#head = 0;
       }
     }
-    this.#push(this, chunk);
+    this.#push(this, chunks);
   }
 }

@@ -3,17 +3,15 @@
 // (the lowest free one unless the client names one). Handles and domains are reserved while
 // rkllm_init runs, so two concurrent inits cannot take the same one.
 
-import type { Model } from '../runtime/model';
+import { RkllmError, invalidArgument } from '../errors';
 import type { PartialParam } from '../runtime/param';
-import type { Runtime } from '../runtime/runtime';
-import { invalidParams, serverError } from '../rpc/errors';
-import { toRpcError } from '../rpc/map-error';
 import type { EndReason } from './job';
+import type { ModelPort, RuntimePort } from './model-port';
 import { Scheduler, type SchedulerLimits } from './scheduler';
 
 export interface LoadedModel {
   readonly handle: string;
-  readonly model: Model;
+  readonly model: ModelPort;
   readonly domain: number;
   readonly scheduler: Scheduler;
 }
@@ -22,7 +20,7 @@ export interface LoadedModel {
 const REMEMBERED_DESTROYED = 256;
 
 export class ModelRegistry {
-  readonly #runtime: Runtime;
+  readonly #runtime: RuntimePort;
   readonly #limits: SchedulerLimits;
   readonly #loaded = new Map<string, LoadedModel>();
   readonly #loading = new Set<string>();
@@ -30,7 +28,7 @@ export class ModelRegistry {
   readonly #destroyed = new Set<string>();
   #generated = 0;
 
-  constructor(runtime: Runtime, limits: SchedulerLimits) {
+  constructor(runtime: RuntimePort, limits: SchedulerLimits) {
     this.#runtime = runtime;
     this.#limits = limits;
   }
@@ -47,25 +45,27 @@ export class ModelRegistry {
   resolve(handle: string | undefined): LoadedModel {
     if (handle === undefined) {
       if (this.#loaded.size === 1) return this.#loaded.values().next().value as LoadedModel;
-      if (this.#loaded.size === 0) throw serverError('NO_MODEL');
-      throw invalidParams('handle', `required: ${this.#loaded.size} models are loaded (${[...this.#loaded.keys()].join(', ')})`);
+      if (this.#loaded.size === 0) throw new RkllmError('no model is loaded; load one with rkllm_init', 'NO_MODEL');
+      throw invalidArgument('handle', `required: ${this.#loaded.size} models are loaded (${[...this.#loaded.keys()].join(', ')})`);
     }
     const loaded = this.#loaded.get(handle);
     if (loaded) return loaded;
-    if (this.#destroyed.has(handle)) throw serverError('MODEL_DESTROYED', `the model '${handle}' was destroyed`);
-    throw serverError('UNKNOWN_HANDLE', `no model is loaded under the handle '${handle}'`, { handle });
+    if (this.#destroyed.has(handle)) throw new RkllmError(`the model '${handle}' was destroyed`, 'MODEL_DESTROYED');
+    throw new RkllmError(`no model is loaded under the handle '${handle}'`, 'UNKNOWN_HANDLE', { facts: { handle } });
   }
 
   /** rkllm_init. `param` was checked against the schema and its paths confined by the caller. */
   async load(param: PartialParam, requestedHandle?: string): Promise<LoadedModel> {
     const handle = requestedHandle ?? this.#generateHandle();
     if (this.#loaded.has(handle) || this.#loading.has(handle)) {
-      throw serverError('HANDLE_IN_USE', `the handle '${handle}' is taken; destroy that model first or choose another handle`, { handle });
+      throw new RkllmError(`the handle '${handle}' is taken; destroy that model first or choose another handle`, 'HANDLE_IN_USE', {
+        facts: { handle },
+      });
     }
     const asked = param.extend_param?.base_domain_id;
     if (asked !== undefined && this.#domains.has(asked)) {
-      throw serverError('DOMAIN_IN_USE', `base_domain_id ${asked} is used by another model; leave it out to get a free one`, {
-        base_domain_id: asked,
+      throw new RkllmError(`base_domain_id ${asked} is used by another model; leave it out to get a free one`, 'DOMAIN_IN_USE', {
+        facts: { base_domain_id: asked },
       });
     }
     const domain = asked ?? this.#lowestFreeDomain();
@@ -79,7 +79,7 @@ export class ModelRegistry {
       return loaded;
     } catch (error) {
       this.#domains.delete(domain);
-      throw toRpcError(error);
+      throw error;
     } finally {
       this.#loading.delete(handle);
     }
@@ -87,15 +87,13 @@ export class ModelRegistry {
 
   /** rkllm_destroy: the handle is gone at once; its requests end; resolves to the C return code. */
   async destroy(loaded: LoadedModel, reason: EndReason = 'model_destroyed'): Promise<number> {
-    if (this.#loaded.get(loaded.handle) !== loaded) throw serverError('MODEL_DESTROYED', `the model '${loaded.handle}' was destroyed`);
+    if (this.#loaded.get(loaded.handle) !== loaded) throw new RkllmError(`the model '${loaded.handle}' was destroyed`, 'MODEL_DESTROYED');
     this.#loaded.delete(loaded.handle);
     this.#destroyed.add(loaded.handle);
     if (this.#destroyed.size > REMEMBERED_DESTROYED) this.#destroyed.delete(this.#destroyed.values().next().value as string);
     loaded.scheduler.close(reason);
     try {
       return loaded.model.destroyed ? 0 : await loaded.model.destroy();
-    } catch (error) {
-      throw toRpcError(error);
     } finally {
       this.#domains.delete(loaded.domain);
     }

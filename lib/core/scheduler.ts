@@ -4,11 +4,8 @@
 // starts only once the native one has really ended (the NPU is still busy until then).
 
 import { RkllmError } from '../errors';
-import type { Model } from '../runtime/model';
-import type { Run } from '../runtime/run';
-import { serverError } from '../rpc/errors';
-import { toRpcError } from '../rpc/map-error';
-import { Job, endedError, type EndReason, type JobOutcome, type JobSpec } from './job';
+import { Job, endedError, toDomainError, type EndReason, type JobOutcome, type JobSpec } from './job';
+import type { ModelPort, ModelRun } from './model-port';
 import { toWireResult } from './run-result';
 
 export interface SchedulerLimits {
@@ -19,14 +16,14 @@ export interface SchedulerLimits {
 }
 
 export class Scheduler {
-  readonly #model: Model;
+  readonly #model: ModelPort;
   readonly #limits: SchedulerLimits;
   readonly #queue: Job[] = [];
   /** The job whose native run occupies the model (it may already be answered). */
   #busy: Job | undefined;
   #closedWith: EndReason | undefined;
 
-  constructor(model: Model, limits: SchedulerLimits) {
+  constructor(model: ModelPort, limits: SchedulerLimits) {
     this.#model = model;
     this.#limits = limits;
   }
@@ -48,7 +45,9 @@ export class Scheduler {
   checkCapacity(): void {
     if (this.#closedWith) throw endedError(this.#closedWith);
     if (this.#busy && this.#queue.length >= this.#limits.maxQueue) {
-      throw serverError('QUEUE_FULL', `${this.#queue.length} requests are already waiting on this model (limit ${this.#limits.maxQueue})`);
+      throw new RkllmError(`${this.#queue.length} requests are already waiting on this model (limit ${this.#limits.maxQueue})`, 'QUEUE_FULL', {
+        facts: { limit: this.#limits.maxQueue },
+      });
     }
   }
 
@@ -110,9 +109,16 @@ export class Scheduler {
     });
   }
 
-  #runOf(job: Job, { input, infer }: Pick<JobSpec, 'input' | 'infer'>): Run {
+  #runOf(job: Job, { input, infer }: Pick<JobSpec, 'input' | 'infer'>): ModelRun {
     const run = this.#model.run(input, infer);
     job.run = run;
+    const onChunks = job.spec.onChunks;
+    if (job.spec.streaming && onChunks) {
+      run.onChunks((chunks) => {
+        // Answered early (cancelled, finished early): its run is being stopped; nothing more goes out.
+        if (!job.settled) onChunks(chunks);
+      });
+    }
     return run;
   }
 
@@ -122,7 +128,7 @@ export class Scheduler {
     try {
       prepared = (await job.spec.prepare?.()) ?? job.spec;
     } catch (error) {
-      job.settle({ kind: 'failed', error: toRpcError(error) });
+      job.settle({ kind: 'failed', error: toDomainError(error) });
       return;
     }
     if (job.settled) return;
@@ -135,15 +141,9 @@ export class Scheduler {
   }
 
   /** Follows the run to its end; never rejects. */
-  async #drive(job: Job, run: Run): Promise<void> {
+  async #drive(job: Job, run: ModelRun): Promise<void> {
     let outcome: JobOutcome;
     try {
-      if (job.spec.streaming) {
-        for await (const chunk of run) {
-          if (job.settled) break; // answered early: stop keeping chunks (this also cancels the run)
-          job.spec.onChunk?.(chunk);
-        }
-      }
       outcome = { kind: 'finished', result: toWireResult(await run) };
     } catch (error) {
       outcome = this.#failure(job, error);
@@ -157,6 +157,6 @@ export class Scheduler {
       const reason: EndReason = job.pendingReason ?? (this.#model.destroyed ? 'model_destroyed' : 'abort');
       return { kind: 'ended', reason, error: endedError(reason) };
     }
-    return { kind: 'failed', error: toRpcError(error) };
+    return { kind: 'failed', error: toDomainError(error) };
   }
 }

@@ -2,20 +2,23 @@
 // It settles exactly once: finished, failed, or ended early (cancelled, timed out, aborted,
 // model destroyed, shutdown). Whoever settles first wins; later news of the native run is ignored.
 
+import { RkllmError } from '../errors';
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
-import type { Run, RunChunk } from '../runtime/run';
-import { serverError, type RpcError } from '../rpc/errors';
-import type { RequestId } from '../rpc/envelope';
+import type { RunChunk } from '../runtime/run';
+import type { ModelRun } from './model-port';
 import type { WireRunResult } from './run-result';
+
+/** The id a client gave its request (JSON-RPC's id), echoed on what the request produces. */
+export type RequestId = string | number | null;
 
 /** Why a request ended before its run finished. */
 export type EndReason = 'cancel' | 'connection_closed' | 'expired' | 'timeout' | 'abort' | 'model_destroyed' | 'shutdown';
 
 export type JobOutcome =
   | { kind: 'finished'; result: WireRunResult }
-  | { kind: 'failed'; error: RpcError }
-  | { kind: 'ended'; reason: EndReason; error: RpcError };
+  | { kind: 'failed'; error: RkllmError }
+  | { kind: 'ended'; reason: EndReason; error: RkllmError };
 
 export interface JobSpec {
   requestId: RequestId;
@@ -23,7 +26,8 @@ export interface JobSpec {
   infer: PartialInferParam;
   /** True when someone wants the chunks (a stream); otherwise only the result is kept. */
   streaming: boolean;
-  onChunk?(chunk: RunChunk): void;
+  /** The chunks of a streaming job, in the runtime's batches; never called after the job settled. */
+  onChunks?(chunks: readonly RunChunk[]): void;
   onSettled?(outcome: JobOutcome): void;
   /**
    * Called when the job reaches the model, before its run starts, while no other run can start
@@ -34,23 +38,31 @@ export interface JobSpec {
   prepare?(): Promise<{ input: RKLLMInput; infer: PartialInferParam } | void>;
 }
 
-export function endedError(reason: EndReason): RpcError {
+export function endedError(reason: EndReason): RkllmError {
   switch (reason) {
     case 'timeout':
-      return serverError('REQUEST_TIMEOUT', 'the request was still queued or running when the server timeout passed');
+      return new RkllmError('the request was still queued or running when the server timeout passed', 'REQUEST_TIMEOUT');
     case 'abort':
-      return serverError('REQUEST_ABORTED', 'rkllm_abort stopped the run on this handle', { reason });
+      return new RkllmError('rkllm_abort stopped the run on this handle', 'REQUEST_ABORTED', { facts: { reason } });
     case 'model_destroyed':
-      return serverError('MODEL_DESTROYED', 'the model was destroyed while this request was queued or running');
+      return new RkllmError('the model was destroyed while this request was queued or running', 'MODEL_DESTROYED');
     case 'shutdown':
-      return serverError('SHUTTING_DOWN', 'the server cancelled this request while shutting down');
+      return new RkllmError('the server cancelled this request while shutting down', 'SHUTTING_DOWN');
     case 'connection_closed':
-      return serverError('REQUEST_CANCELLED', 'the connection that owned the request closed', { reason });
+      return new RkllmError('the connection that owned the request closed', 'REQUEST_CANCELLED', { facts: { reason } });
     case 'expired':
-      return serverError('REQUEST_CANCELLED', 'nobody polled the stream before it expired', { reason });
+      return new RkllmError('nobody polled the stream before it expired', 'REQUEST_CANCELLED', { facts: { reason } });
     default:
-      return serverError('REQUEST_CANCELLED', 'cancelled by a cancel request', { reason });
+      return new RkllmError('cancelled by a cancel request', 'REQUEST_CANCELLED', { facts: { reason } });
   }
+}
+
+/** Anything thrown under a job as the domain error (a foreign error is the server's own fault). */
+export function toDomainError(error: unknown): RkllmError {
+  if (error instanceof RkllmError) return error;
+  const wrapped = new RkllmError(error instanceof Error ? error.message : String(error), 'INTERNAL');
+  if (error instanceof Error && error.stack) wrapped.stack = error.stack;
+  return wrapped;
 }
 
 let nextJobNumber = 1;
@@ -60,7 +72,7 @@ export class Job {
   readonly spec: JobSpec;
   state: 'queued' | 'running' | 'done' = 'queued';
   outcome: JobOutcome | undefined;
-  run: Run | undefined;
+  run: ModelRun | undefined;
   readonly done: Promise<JobOutcome>;
   #resolve!: (outcome: JobOutcome) => void;
   /** Set by the scheduler that holds the job. */
@@ -83,6 +95,16 @@ export class Job {
   cancel(reason: EndReason): boolean {
     if (this.outcome !== undefined) return false;
     return this.cancelHook ? this.cancelHook(this, reason) : this.settle({ kind: 'ended', reason, error: endedError(reason) });
+  }
+
+  /**
+   * Answers the request now with what it has (a stop sequence matched, a token budget used up)
+   * and stops its native run; the model is free again once that run has really ended.
+   */
+  finishEarly(result: WireRunResult): boolean {
+    if (!this.settle({ kind: 'finished', result })) return false;
+    this.run?.cancel();
+    return true;
   }
 
   /** First call wins; returns whether this call settled the job. */

@@ -1,17 +1,15 @@
 // Every setting of the server, with its default. The command line (lib/cli) fills this from
-// flags over a JSON config file over these defaults; the engine and transports read it.
+// flags over a JSON config file over these defaults; the composition root (serve.ts) hands each
+// part its own share: the core its CoreSettings, each transport its endpoint and limits.
 
+import type { CoreSettings } from '../core/core';
 import type { AbiName } from '../native/binding';
 import type { TransportName } from '../rpc/connection';
+import type { TransportConfig } from '../transports/manager';
 
-export interface TransportConfig {
-  enabled: boolean;
-  host: string;
-  /** 0 picks a free port (the listening log line tells which). */
-  port: number;
-}
+export type { TransportConfig } from '../transports/manager';
 
-export interface ServerConfig {
+export interface ServerConfig extends CoreSettings {
   /** Path to librkllmrt, 'sim' for the emulated runtime, or undefined for the loader's search. */
   runtime?: string;
   runtimeAbi?: AbiName;
@@ -44,7 +42,7 @@ export interface ServerConfig {
   udpRepliesPerSecond: number;
 
   /**
-   * When set, required on every network transport (lib/server/auth.ts): Bearer on HTTP and
+   * When set, required on every network transport (lib/auth.ts): Bearer on HTTP and
    * WebSocket, an "auth" member of each request on TCP and UDP. stdio is exempt.
    */
   apiKey?: string;

@@ -5,8 +5,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { RkllmError } from '../errors';
-import { invalidParams, type RpcError } from '../rpc/errors';
+import { RkllmError, invalidArgument } from '../errors';
 import { SIM_MODEL_PREFIX } from '../runtime/emulated';
 
 function realDirectory(dir: string, setting: string): string {
@@ -59,7 +58,7 @@ export class PathPolicy {
   modelFile(field: string, given: string): string {
     if (given.startsWith(SIM_MODEL_PREFIX)) {
       if (this.#allowSimNames) return given;
-      throw invalidParams(field, `'${SIM_MODEL_PREFIX}NAME' models exist only on the emulated runtime (--runtime sim)`);
+      throw invalidArgument(field, `'${SIM_MODEL_PREFIX}NAME' models exist only on the emulated runtime (--runtime sim)`);
     }
     return this.#existingFileIn(field, given, this.#modelsDirs, 'models directory', '--models-dir');
   }
@@ -75,27 +74,27 @@ export class PathPolicy {
     const [dir] = this.#cacheDirs(field);
     const candidate = path.resolve(dir, given === undefined || given === '' ? 'prompt_cache.bin' : given);
     const parent = realpathOrUndefined(path.dirname(candidate));
-    if (parent === undefined) throw invalidParams(field, 'its directory does not exist');
+    if (parent === undefined) throw invalidArgument(field, 'its directory does not exist');
     const target = path.join(parent, path.basename(candidate));
     const existing = realpathOrUndefined(target);
     // A dangling symlink would let the runtime create a file wherever it points.
-    if (existing === undefined && isSymlink(target)) throw invalidParams(field, 'is a symbolic link to a missing file');
+    if (existing === undefined && isSymlink(target)) throw invalidArgument(field, 'is a symbolic link to a missing file');
     const resolved = existing ?? target;
     if (!isInside(dir, resolved)) throw this.#outside(field, 'cache directory', '--cache-dir');
-    if (existing !== undefined && fs.statSync(existing).isDirectory()) throw invalidParams(field, 'is a directory');
+    if (existing !== undefined && fs.statSync(existing).isDirectory()) throw invalidArgument(field, 'is a directory');
     return resolved;
   }
 
   #cacheDirs(field: string): string[] {
     if (this.#cacheDir === undefined) {
-      throw invalidParams(field, 'prompt cache paths are refused: the server has no cache directory (start it with --cache-dir DIR)');
+      throw invalidArgument(field, 'prompt cache paths are refused: the server has no cache directory (start it with --cache-dir DIR)');
     }
     return [this.#cacheDir];
   }
 
   #existingFileIn(field: string, given: string, dirs: string[], what: string, flag: string): string {
     if (dirs.length === 0) {
-      throw invalidParams(field, `client paths are refused: the server has no ${what} (start it with ${flag} DIR)`);
+      throw invalidArgument(field, `client paths are refused: the server has no ${what} (start it with ${flag} DIR)`);
     }
     // A relative path is looked up in each allowed directory in turn.
     const candidates = path.isAbsolute(given) ? [given] : dirs.map((dir) => path.join(dir, given));
@@ -105,16 +104,16 @@ export class PathPolicy {
       if (real === undefined) continue;
       sawFile = true;
       if (!dirs.some((dir) => isInside(dir, real))) continue;
-      if (!fs.statSync(real).isFile()) throw invalidParams(field, 'is not a regular file');
+      if (!fs.statSync(real).isFile()) throw invalidArgument(field, 'is not a regular file');
       return real;
     }
     if (!sawFile && candidates.every((candidate) => dirs.some((dir) => isInside(dir, path.resolve(candidate))))) {
-      throw invalidParams(field, `no such file in the allowed ${what}`);
+      throw invalidArgument(field, `no such file in the allowed ${what}`);
     }
     throw this.#outside(field, what, flag);
   }
 
-  #outside(field: string, what: string, flag: string): RpcError {
-    return invalidParams(field, `the path resolves outside the allowed ${what} (the operator allows directories with ${flag})`);
+  #outside(field: string, what: string, flag: string): RkllmError {
+    return invalidArgument(field, `the path resolves outside the allowed ${what} (the operator allows directories with ${flag})`);
   }
 }

@@ -1,15 +1,16 @@
-// Creating the server: the runtime opened, the start-up model loaded as "default", the engine
-// ready for the transports. Start-up failures are RkllmErrors whose message is one paragraph the
-// command line can print as it is.
+// The composition root: the one place that wires it all. createServer opens the runtime, builds
+// the core and its front ends and loads the start-up model as "default"; the command line then
+// starts the transports on it (lib/cli). Start-up failures are RkllmErrors whose message is one
+// paragraph the command line can print as it is.
 
 import type { Logger } from 'pino';
+import { ApiKey } from '../auth';
+import { ServerCore } from '../core/core';
 import { RkllmError, isRkllmError } from '../errors';
 import { openRuntime, type Runtime } from '../runtime/runtime';
-import { RpcError } from '../rpc/errors';
+import { TransportManager, type TransportManagerOptions } from '../transports/manager';
 import type { ServerConfig } from './config';
-import { ServerCore } from './core';
 import { createLogger } from './logger';
-import { PathPolicy } from './paths';
 import { Server } from './server';
 import type { RkllmServer } from './types';
 
@@ -39,16 +40,15 @@ async function openConfiguredRuntime(config: ServerConfig): Promise<Runtime> {
 
 export async function createServer(config: ServerConfig, logger: Logger = createLogger(config.logLevel)): Promise<RkllmServer> {
   const runtime = await openConfiguredRuntime(config);
-  const paths = new PathPolicy(config.modelsDirs, config.cacheDir, runtime.info.emulated);
-  const core = new ServerCore(config, logger, runtime, paths);
-  const server = new Server(core);
+  const core = new ServerCore(config, logger, runtime);
+  const server = new Server(core, config, logger);
   logger.info({ runtime: runtime.info.path, abi: runtime.info.abi, emulated: runtime.info.emulated }, 'runtime opened');
   if (config.model !== undefined) {
     try {
       // The operator's own model is not confined to the models directories.
       await core.models.load({ model_path: config.model }, 'default');
     } catch (error) {
-      const detail = error instanceof RpcError ? describeRpcError(error) : error instanceof Error ? error.message : String(error);
+      const detail = error instanceof Error ? error.message : String(error);
       throw new RkllmError(`Could not load the start-up model '${config.model}': ${detail}`, 'MODEL_INIT_FAILED');
     }
     logger.info({ handle: 'default', model: config.model }, 'model loaded');
@@ -56,9 +56,31 @@ export async function createServer(config: ServerConfig, logger: Logger = create
   return server;
 }
 
-function describeRpcError(error: RpcError): string {
-  const data = error.data as { detail?: string; reason?: string; field?: string } | undefined;
-  if (data?.detail) return data.detail;
-  if (data?.reason) return data.field ? `${data.field}: ${data.reason}` : data.reason;
-  return error.message;
+export interface TransportOptions {
+  /** The parent on stdio is gone (end of stdin, or stdout broke) and its replies are written. */
+  readonly onStdioPeerGone?: TransportManagerOptions['onStdioPeerGone'];
+  /** Overrides process.stdin/stdout (tests, embedding). */
+  readonly stdio?: TransportManagerOptions['stdio'];
+}
+
+/** The server's transports, each given its own share of the settings; start them with startAll(). */
+export function createTransports(server: RkllmServer & { readonly apiKey?: ApiKey }, options: TransportOptions = {}): TransportManager {
+  const { config } = server;
+  return new TransportManager({
+    transports: config.transports,
+    limits: {
+      maxConnections: config.maxConnections,
+      maxMessageBytes: config.maxMessageBytes,
+      maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
+    },
+    udpRepliesPerSecond: config.udpRepliesPerSecond,
+    apiKey: server.apiKey ?? new ApiKey(config.apiKey),
+    dialKey: config.apiKey,
+    logger: server.logger,
+    handler: server,
+    routes: server.openai,
+    counts: () => server.stats(),
+    onStdioPeerGone: options.onStdioPeerGone,
+    stdio: options.stdio,
+  });
 }

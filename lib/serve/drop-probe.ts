@@ -9,10 +9,10 @@
 // the hard case), loaded for the probe and destroyed after it, unless the client names a handle.
 
 import { randomBytes } from 'crypto';
+import type { ServerCore } from '../core/core';
+import { RkllmError } from '../errors';
 import type { TransportName } from '../rpc/connection';
-import { serverError } from '../rpc/errors';
-import type { ServerCore } from './core';
-import type { ClientDialer, DialedClient } from './types';
+import type { ClientDialer, DialedClient } from '../transports/transport';
 
 const DIAL_TIMEOUT_MS = 5000;
 const REPLY_TIMEOUT_MS = 5000;
@@ -40,7 +40,7 @@ export interface DropReport {
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(serverError('RUNTIME_ERROR', `test_connection_drop: ${what} took more than ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new RkllmError(`test_connection_drop: ${what} took more than ${ms} ms`, 'PROBE_FAILED')), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -61,7 +61,7 @@ function awaitStreamId(client: DialedClient, requestId: string): Promise<string>
         if (id === requestId) {
           const streamId = (result as { stream_id?: unknown } | undefined)?.stream_id;
           if (typeof streamId === 'string') resolve(streamId);
-          else reject(serverError('RUNTIME_ERROR', `test_connection_drop: the probe request failed: ${JSON.stringify(error ?? result)}`));
+          else reject(new RkllmError(`test_connection_drop: the probe request failed: ${JSON.stringify(error ?? result)}`, 'PROBE_FAILED'));
         }
         const notified = params as { request_id?: unknown; stream_id?: unknown } | undefined;
         if (notified?.request_id === requestId && typeof notified.stream_id === 'string') resolve(notified.stream_id);
@@ -70,9 +70,14 @@ function awaitStreamId(client: DialedClient, requestId: string): Promise<string>
   });
 }
 
-export async function probeConnectionDrop(core: ServerCore, transport: TransportName, handle: string | undefined): Promise<DropReport> {
-  const dialer = core.dialers.get(transport);
-  if (!dialer) throw serverError('TRANSPORT_NOT_RUNNING', `no ${transport} transport is running in this server`, { transport });
+export async function probeConnectionDrop(
+  core: ServerCore,
+  dialers: ReadonlyMap<TransportName, ClientDialer>,
+  transport: TransportName,
+  handle: string | undefined,
+): Promise<DropReport> {
+  const dialer = dialers.get(transport);
+  if (!dialer) throw new RkllmError(`no ${transport} transport is running in this server`, 'TRANSPORT_NOT_RUNNING', { facts: { transport } });
   const ownModel =
     handle === undefined && core.runtime.info.emulated
       ? await core.models.load(PROBE_SIM_MODEL, `drop-probe-${randomBytes(4).toString('hex')}`)
@@ -105,16 +110,16 @@ async function probe(core: ServerCore, transport: TransportName, dialer: ClientD
   }
 
   const stream = core.streams.find(streamId);
-  const connection = stream?.owner?.connection;
+  const connection = stream?.owner?.key;
   const job = stream?.job;
   const finishedBeforeDrop = job?.settled === true;
   const droppedAt = Date.now();
   client.drop();
 
-  const closed = (): boolean => connection !== undefined && core.connections.isClosed(connection);
+  const closed = (): boolean => connection !== undefined && core.sessions.isClosed(connection);
   const cancelled = (): boolean => job !== undefined && job.outcome?.kind === 'ended';
   const released = (): boolean =>
-    connection !== undefined && !core.connections.has(connection) && core.streams.find(streamId) === undefined;
+    connection !== undefined && !core.sessions.has(connection) && core.streams.find(streamId) === undefined;
   while (!(closed() && cancelled() && released()) && Date.now() - droppedAt < GRACE_MS) {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

@@ -4,46 +4,39 @@
 // silent for streamExpiryMs. Expiry frees everything the stream held.
 
 import { randomBytes } from 'crypto';
-import type { Connection, OutgoingMessage } from '../rpc/connection';
-import type { RequestId } from '../rpc/envelope';
-import { serverError } from '../rpc/errors';
-import type { ConnectionRegistry, ConnectionState } from './connections';
+import { RkllmError } from '../errors';
+import type { RequestId } from './job';
+import type { Session } from './sessions';
 import { Stream, type StreamChunk } from './stream';
 
 export interface StreamLimits {
   streamExpiryMs: number;
   maxBufferedChunks: number;
-  /** With test hooks, token notifications carry callback_us (see Stream). */
+  /** With test hooks, token chunks carry callback_us (see Stream). */
   enableTestHooks?: boolean;
 }
-
-export type Deliver = (connection: Connection, message: OutgoingMessage) => boolean;
 
 export class StreamRegistry {
   readonly #streams = new Map<string, Stream>();
   readonly #timers = new Map<Stream, NodeJS.Timeout>();
   readonly #limits: StreamLimits;
-  readonly #connections: ConnectionRegistry;
-  readonly #deliver: Deliver;
   // A random prefix per server and a counter: unique, cheap, and not guessable across restarts.
   readonly #prefix = randomBytes(6).toString('hex');
   #counter = 0;
 
-  constructor(limits: StreamLimits, connections: ConnectionRegistry, deliver: Deliver) {
+  constructor(limits: StreamLimits) {
     this.#limits = limits;
-    this.#connections = connections;
-    this.#deliver = deliver;
   }
 
   get size(): number {
     return this.#streams.size;
   }
 
-  create(requestId: RequestId, owner: ConnectionState | undefined): Stream {
+  create(requestId: RequestId, owner: Session | undefined): Stream {
     const id = `st-${this.#prefix}-${++this.#counter}`;
-    const stream = new Stream(id, requestId, owner, this.#limits.maxBufferedChunks, (target, chunk) => this.#push(target, chunk), this.#limits.enableTestHooks === true);
+    const stream = new Stream(id, requestId, owner, this.#limits.maxBufferedChunks, (target, chunks) => this.#push(target, chunks), this.#limits.enableTestHooks === true);
     this.#streams.set(id, stream);
-    owner?.streams.add(stream);
+    owner?.holdStream(stream);
     // A poll-only stream starts its silence clock at once.
     if (!owner) this.touch(stream);
     return stream;
@@ -52,7 +45,7 @@ export class StreamRegistry {
   /** The stream, or STREAM_NOT_FOUND. */
   get(streamId: string): Stream {
     const stream = this.#streams.get(streamId);
-    if (!stream) throw serverError('STREAM_NOT_FOUND', `no stream '${streamId}': it never existed, expired, or its connection closed`);
+    if (!stream) throw new RkllmError(`no stream '${streamId}': it never existed, expired, or its connection closed`, 'STREAM_NOT_FOUND');
     return stream;
   }
 
@@ -87,11 +80,7 @@ export class StreamRegistry {
     if (timer) clearTimeout(timer);
     this.#timers.delete(stream);
     stream.release();
-    const owner = stream.owner;
-    if (owner) {
-      owner.streams.delete(stream);
-      this.#connections.forgetIfIdle(owner);
-    }
+    stream.owner?.dropStream(stream);
   }
 
   clear(): void {
@@ -103,13 +92,9 @@ export class StreamRegistry {
     this.remove(stream);
   }
 
-  #push(stream: Stream, chunk: StreamChunk): void {
+  #push(stream: Stream, chunks: readonly StreamChunk[]): void {
     const owner = stream.owner;
     if (!owner || !this.#streams.has(stream.id)) return;
-    this.#deliver(owner.connection, {
-      jsonrpc: '2.0',
-      method: 'rkllm_result',
-      params: { stream_id: stream.id, request_id: stream.requestId, ...chunk },
-    });
+    owner.sink.push(stream, chunks);
   }
 }

@@ -1,0 +1,191 @@
+// The server core: the runtime, the models and their schedulers, the streams and the client
+// sessions, with nothing of any wire. Front ends (lib/methods, lib/openai) turn their requests
+// into calls here and the core's results and domain errors into their replies.
+
+import type { Logger } from 'pino';
+import { RkllmError } from '../errors';
+import type { RKLLMInput } from '../native/binding';
+import type { PartialInferParam } from '../runtime/model';
+import type { RunChunk } from '../runtime/run';
+import type { Job, JobOutcome, JobSpec, RequestId } from './job';
+import type { RuntimePort } from './model-port';
+import { ModelRegistry, type LoadedModel } from './models';
+import { PathPolicy } from './paths';
+import type { WireRunResult } from './run-result';
+import { SessionRegistry, type Session } from './sessions';
+import type { Stream } from './stream';
+import { StreamRegistry } from './streams';
+
+export interface CoreSettings {
+  /** Directories a client's model and LoRA paths must resolve inside. */
+  modelsDirs: string[];
+  /** The directory a client's prompt cache paths must resolve inside. */
+  cacheDir?: string;
+  /** Runs waiting per model beyond the one running; a full queue answers at once. */
+  maxQueue: number;
+  /** A run still queued or running after this long is cancelled (0 = no limit). */
+  requestTimeoutMs: number;
+  /** A finished or abandoned stream's buffered chunks expire this long after the last poll. */
+  streamExpiryMs: number;
+  /** Chunks kept per stream for poll; older ones are dropped (poll reports the gap). */
+  maxBufferedChunks: number;
+  /** Test hooks: token chunks carry the runtime's callback time. */
+  enableTestHooks: boolean;
+}
+
+export interface CoreStats {
+  /** Client sessions the core holds state for. */
+  connections: number;
+  /** Streams not yet expired (running, queued, or finished but still pollable). */
+  streams: number;
+  queued: number;
+  running: number;
+  models: number;
+}
+
+/** How the chunks of a run are kept: not at all, in a stream pushed to the session, or in a stream for poll only. */
+export type StreamMode = 'none' | 'push' | 'poll';
+
+export interface RunRequest {
+  requestId: RequestId;
+  input: RKLLMInput;
+  infer: PartialInferParam;
+  /** The client session that owns the request: its close cancels it. */
+  session: Session | undefined;
+  stream: StreamMode;
+  prepare?: JobSpec['prepare'];
+  /** Chunks as they come, for a front end that streams them itself (then `stream` is 'none'). */
+  onChunks?(chunks: readonly RunChunk[], job: Job): void;
+  /** Called as the job settles, before the next job on the model can start. */
+  onSettled?(outcome: JobOutcome): void;
+}
+
+export interface SubmittedRun {
+  readonly job: Job;
+  /** The stream the run's chunks go to (stream 'push' or 'poll'). */
+  readonly stream: Stream | undefined;
+  /** The final result; rejects with the domain error of a failed or ended request. */
+  readonly result: Promise<WireRunResult>;
+}
+
+function resultOf(outcome: JobOutcome): WireRunResult {
+  if (outcome.kind === 'finished') return outcome.result;
+  throw outcome.error;
+}
+
+export class ServerCore {
+  readonly settings: CoreSettings;
+  readonly logger: Logger;
+  readonly runtime: RuntimePort;
+  readonly paths: PathPolicy;
+  readonly models: ModelRegistry;
+  readonly sessions = new SessionRegistry();
+  readonly streams: StreamRegistry;
+  shuttingDown = false;
+  #defaults: ReturnType<RuntimePort['createDefaultParam']> | undefined;
+
+  /** Throws an RkllmError (a start-up failure) when a configured directory is missing. */
+  constructor(settings: CoreSettings, logger: Logger, runtime: RuntimePort) {
+    this.settings = settings;
+    this.logger = logger;
+    this.runtime = runtime;
+    this.paths = new PathPolicy(settings.modelsDirs, settings.cacheDir, runtime.info.emulated);
+    this.models = new ModelRegistry(runtime, settings);
+    this.streams = new StreamRegistry(settings);
+  }
+
+  /** The runtime's own RKLLMParam defaults, asked once (they are constant for its life). */
+  defaultParam(): ReturnType<RuntimePort['createDefaultParam']> {
+    this.#defaults ??= this.runtime.createDefaultParam();
+    return { ...this.#defaults, extend_param: { ...this.#defaults.extend_param } };
+  }
+
+  /** Refuses new work while shutting down. */
+  checkAccepting(): void {
+    if (this.shuttingDown) throw new RkllmError('the server is shutting down and takes no new requests', 'SHUTTING_DOWN');
+  }
+
+  /**
+   * Queues one inference on its model, with its stream (if any) and its owner wired. Throws at
+   * once (QUEUE_FULL, MODEL_DESTROYED, SHUTTING_DOWN) when the model cannot take it.
+   */
+  submitRun(loaded: LoadedModel, request: RunRequest): SubmittedRun {
+    loaded.scheduler.checkCapacity();
+    const { session } = request;
+    const stream = request.stream === 'none' ? undefined : this.streams.create(request.requestId, request.stream === 'push' ? session : undefined);
+    let job: Job | undefined;
+    const onChunks = request.onChunks;
+    job = loaded.scheduler.submit({
+      requestId: request.requestId,
+      input: request.input,
+      infer: request.infer,
+      streaming: stream !== undefined || onChunks !== undefined,
+      prepare: request.prepare,
+      onChunks: (chunks) => {
+        stream?.addTokens(chunks);
+        if (onChunks && job) onChunks(chunks, job);
+      },
+      onSettled: (outcome) => {
+        if (stream) {
+          stream.finish(outcome);
+          this.streams.finished(stream);
+        }
+        request.onSettled?.(outcome);
+      },
+    });
+    // A request belongs to its session (its close cancels it) unless it is a poll-only stream,
+    // which belongs to nobody and lives until it expires.
+    if (session && request.stream !== 'poll') session.holdJob(job);
+    if (stream) stream.job = job;
+    const result = job.done.then(resultOf);
+    // A streamed run's end also reaches its client through the stream; nobody need await this.
+    result.catch(() => undefined);
+    return { job, stream, result };
+  }
+
+  /** The client is gone: its requests are cancelled and its streams freed. Idempotent. */
+  closeSession(key: object): void {
+    const session = this.sessions.close(key);
+    if (!session) return;
+    for (const stream of [...session.streams]) this.streams.remove(stream);
+    for (const job of [...session.jobs]) job.cancel('connection_closed');
+  }
+
+  stats(): CoreStats {
+    let queued = 0;
+    let running = 0;
+    for (const loaded of this.models.all()) {
+      queued += loaded.scheduler.queued;
+      running += loaded.scheduler.running;
+    }
+    return { connections: this.sessions.size, streams: this.streams.size, queued, running, models: this.models.size };
+  }
+
+  /**
+   * Stops taking work, cancels (or, with 'finish', lets finish) every run, destroys every model.
+   * Bounded by timeoutMs; never rejects.
+   */
+  async shutdown(mode: 'cancel' | 'finish', timeoutMs: number): Promise<void> {
+    this.shuttingDown = true;
+    const deadline = Date.now() + timeoutMs;
+    const models = this.models.all();
+    if (mode === 'finish') {
+      await Promise.all(models.map((loaded) => loaded.scheduler.idle(Math.max(0, deadline - Date.now()))));
+    }
+    const destroyed = Promise.all(
+      models.map((loaded) =>
+        this.models.destroy(loaded, 'shutdown').catch((error: unknown) => {
+          this.logger.warn({ handle: loaded.handle, err: error }, 'rkllm_destroy failed during shutdown');
+        }),
+      ),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      timer.unref();
+    });
+    await Promise.race([destroyed, timeout]);
+    clearTimeout(timer);
+    this.streams.clear();
+  }
+}

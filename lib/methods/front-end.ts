@@ -1,0 +1,123 @@
+// The JSON-RPC front end: what the transports hand messages to. It runs the generic engine
+// (lib/rpc) on this server's method table, keeps one core session per connection, turns a
+// stream's chunks into rkllm_result notifications (a batch of tokens leaves as one write), and
+// maps the domain error to JSON-RPC errors in one table (error-table.ts).
+
+import type { Logger } from 'pino';
+import type { ApiKey } from '../auth';
+import type { ServerCore } from '../core/core';
+import type { StreamSink } from '../core/sessions';
+import type { Stream, StreamChunk } from '../core/stream';
+import { RkllmError } from '../errors';
+import { sendAll, type Connection, type MessageHandler, type OutgoingMessage } from '../rpc/connection';
+import { describeMethods } from '../rpc/define';
+import { RpcEngine } from '../rpc/engine';
+import { failure, type RequestId } from '../rpc/envelope';
+import type { MethodContext } from './context';
+import { serverError, toRpcError } from './error-table';
+import { asClientWrote } from './runs';
+import { buildMethodTable } from './table';
+import type { DropProbe } from './test-hooks';
+
+export interface JsonRpcFrontEndOptions {
+  readonly core: ServerCore;
+  readonly logger: Logger;
+  readonly maxMessageBytes: number;
+  readonly enableTestHooks: boolean;
+  /** Checked on TCP and UDP requests, whose key travels as an "auth" member. */
+  readonly apiKey: ApiKey;
+  readonly dropProbe?: DropProbe;
+}
+
+/** The transports whose JSON-RPC requests carry the key in the message itself. */
+function keyInMessage(transport: string): boolean {
+  return transport === 'tcp' || transport === 'udp';
+}
+
+export class JsonRpcFrontEnd implements MessageHandler {
+  readonly #core: ServerCore;
+  readonly #logger: Logger;
+  readonly #engine: RpcEngine<MethodContext>;
+  readonly #sinks = new WeakMap<Connection, StreamSink>();
+
+  constructor(options: JsonRpcFrontEndOptions) {
+    const { core, logger, apiKey } = options;
+    this.#core = core;
+    this.#logger = logger;
+    const table = buildMethodTable({ enableTestHooks: options.enableTestHooks });
+    const functionList = describeMethods(table);
+    this.#engine = new RpcEngine<MethodContext>({
+      table,
+      logger,
+      maxMessageBytes: options.maxMessageBytes,
+      context: (connection, call) => ({
+        core,
+        connection,
+        requestId: call.requestId,
+        holdUntil: call.holdUntil,
+        session: () => core.sessions.open(connection, this.#sinkFor(connection)),
+        functionList,
+        dropProbe: options.dropProbe,
+      }),
+      toRpcError,
+      tooLarge: (limit) => serverError('MESSAGE_TOO_LARGE', `the limit is ${limit} bytes`, { limit }),
+      authorize: (connection, message) =>
+        apiKey.required && keyInMessage(connection.transport) && !apiKey.admits(message.auth)
+          ? serverError('UNAUTHORIZED', 'send the API key as "auth" at the top level of every request')
+          : undefined,
+      admit: (entry) => (core.shuttingDown && !entry.cheap ? serverError('SHUTTING_DOWN', 'the server is shutting down and takes no new requests') : undefined),
+      send: (connection, message) => void this.#deliver(connection, [message]),
+    });
+  }
+
+  handleMessage(connection: Connection, text: string): Promise<void> {
+    return this.#engine.handleMessage(connection, text);
+  }
+
+  /** The peer is gone: its requests are cancelled and its streams freed. */
+  connectionClosed(connection: Connection): void {
+    this.#core.closeSession(connection);
+  }
+
+  /** The reply a transport sends for a message it refuses itself (too large, too many peers, ...). */
+  refusal(error: RkllmError, id: RequestId = null): OutgoingMessage {
+    return { ...failure(id, toRpcError(error)) };
+  }
+
+  /** Sends unless the peer is known to be gone; a refused send closes the connection. */
+  #deliver(connection: Connection, messages: readonly OutgoingMessage[]): boolean {
+    if (this.#core.sessions.isClosed(connection)) return false;
+    let sent: boolean;
+    try {
+      sent = sendAll(connection, messages);
+    } catch (error) {
+      this.#logger.warn({ connection: connection.id, err: error }, 'send threw; treating the connection as closed');
+      sent = false;
+    }
+    if (!sent) this.#core.closeSession(connection);
+    return sent;
+  }
+
+  #sinkFor(connection: Connection): StreamSink {
+    let sink = this.#sinks.get(connection);
+    if (!sink) {
+      sink = { push: (stream, chunks) => void this.#deliver(connection, this.#notifications(stream, chunks)) };
+      this.#sinks.set(connection, sink);
+    }
+    return sink;
+  }
+
+  /** One rkllm_result notification per chunk, each with its seq (docs/protocol.md). */
+  #notifications(stream: Stream, chunks: readonly StreamChunk[]): OutgoingMessage[] {
+    const messages: OutgoingMessage[] = new Array<OutgoingMessage>(chunks.length);
+    for (let index = 0; index < chunks.length; index++) {
+      const chunk = chunks[index];
+      const params =
+        chunk.error === undefined
+          ? { stream_id: stream.id, request_id: stream.requestId, ...chunk }
+          : { stream_id: stream.id, request_id: stream.requestId, ...chunk, error: toRpcError(asClientWrote(chunk.error, stream.job)).toJSON() };
+      messages[index] = { jsonrpc: '2.0', method: 'rkllm_result', params };
+    }
+    return messages;
+  }
+}

@@ -1,0 +1,73 @@
+// Server: the core behind its two front ends, as one TransportHandler for the transports.
+// JSON-RPC messages go to the JSON-RPC front end, /v1 requests to the OpenAI one; stats and
+// shutdown are the core's.
+
+import type { Logger } from 'pino';
+import { ApiKey } from '../auth';
+import type { ServerCore } from '../core/core';
+import type { RkllmError } from '../errors';
+import { JsonRpcFrontEnd } from '../methods';
+import { OpenAiApi } from '../openai/api';
+import type { Connection, OutgoingMessage, TransportName } from '../rpc/connection';
+import type { RequestId } from '../rpc/envelope';
+import type { ClientDialer } from '../transports/transport';
+import type { ServerConfig } from './config';
+import { probeConnectionDrop } from './drop-probe';
+import type { RkllmServer, ServerStats } from './types';
+
+export class Server implements RkllmServer {
+  readonly config: ServerConfig;
+  readonly logger: Logger;
+  readonly core: ServerCore;
+  readonly openai: OpenAiApi;
+  readonly apiKey: ApiKey;
+  readonly #jsonRpc: JsonRpcFrontEnd;
+  readonly #dialers = new Map<TransportName, ClientDialer>();
+  #shutdown: Promise<void> | undefined;
+
+  constructor(core: ServerCore, config: ServerConfig, logger: Logger) {
+    this.core = core;
+    this.config = config;
+    this.logger = logger;
+    this.apiKey = new ApiKey(config.apiKey);
+    this.#jsonRpc = new JsonRpcFrontEnd({
+      core,
+      logger,
+      maxMessageBytes: config.maxMessageBytes,
+      enableTestHooks: config.enableTestHooks,
+      apiKey: this.apiKey,
+      dropProbe: (transport, handle) => probeConnectionDrop(core, this.#dialers, transport, handle),
+    });
+    this.openai = new OpenAiApi(core);
+  }
+
+  handleMessage(connection: Connection, text: string): Promise<void> {
+    return this.#jsonRpc.handleMessage(connection, text);
+  }
+
+  connectionClosed(connection: Connection): void {
+    this.#jsonRpc.connectionClosed(connection);
+  }
+
+  refusal(error: RkllmError, id?: RequestId): OutgoingMessage {
+    return this.#jsonRpc.refusal(error, id);
+  }
+
+  registerDialer(transport: TransportName, dialer: ClientDialer): void {
+    this.#dialers.set(transport, dialer);
+  }
+
+  stats(): ServerStats {
+    return this.core.stats();
+  }
+
+  shutdown(): Promise<void> {
+    this.#shutdown ??= this.core
+      .shutdown(this.config.shutdownMode, this.config.shutdownTimeoutMs)
+      .then(() => this.logger.info('server stopped'))
+      .catch((error: unknown) => {
+        this.logger.error({ err: error }, 'shutdown did not complete cleanly');
+      });
+    return this.#shutdown;
+  }
+}

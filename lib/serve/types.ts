@@ -1,0 +1,27 @@
+// What the command line, the tests and embedders see of a server made by createServer: the
+// core behind its front ends, ready for transports (which hand it messages as a
+// TransportHandler) and for shutdown.
+
+import type { Logger } from 'pino';
+import type { CoreStats } from '../core/core';
+import type { TransportName } from '../rpc/connection';
+import type { ClientDialer, TransportHandler } from '../transports/transport';
+import type { HttpRoutes } from '../transports/http';
+import type { ServerConfig } from './config';
+
+export type { ClientDialer, DialedClient } from '../transports/transport';
+
+export type ServerStats = CoreStats;
+
+export interface RkllmServer extends TransportHandler {
+  readonly config: ServerConfig;
+  readonly logger: Logger;
+  /** Lets test_connection_drop open real connections of that transport to the server. */
+  registerDialer(transport: TransportName, dialer: ClientDialer): void;
+  stats(): ServerStats;
+  /** The OpenAI-compatible routes the HTTP transport serves under /v1 (lib/openai). */
+  readonly openai: HttpRoutes;
+  /** Stops accepting work, cancels or finishes runs (config.shutdownMode), destroys every model.
+   * Bounded by config.shutdownTimeoutMs; never rejects. */
+  shutdown(): Promise<void>;
+}
