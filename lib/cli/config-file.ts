@@ -1,4 +1,4 @@
-// The --config file: JSON with the keys of ServerConfig (see lib/server/config.ts), any subset of
+// The --config file: JSON with the keys of ServerConfig (see lib/serve/config.ts), any subset of
 // them. `transports` may name a subset of transports and of their fields. Unknown keys and wrong
 // types are errors that name the key, so a typo never silently falls back to a default.
 

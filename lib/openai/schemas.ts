@@ -36,6 +36,9 @@ const FunctionTool = Type.Object({
   }),
 });
 
+/** Token counts go to the runtime as int32 (RKLLMInferParam.max_new_tokens): bounded here, so a refusal names the member. */
+const TokenCount = Type.Integer({ minimum: 1, maximum: 2_147_483_647 });
+
 const Stop = nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 4 })]));
 
 /** What both routes share: the sampling and length settings. */
@@ -43,7 +46,7 @@ const generationMembers = {
   model: Type.String({ minLength: 1 }),
   stream: nullable(Type.Boolean()),
   stream_options: nullable(Type.Object({ include_usage: Type.Optional(Type.Boolean()) })),
-  max_tokens: nullable(Type.Integer({ minimum: 1 })),
+  max_tokens: nullable(TokenCount),
   temperature: nullable(Type.Number({ minimum: 0, maximum: 2 })),
   top_p: nullable(Type.Number({ minimum: 0, maximum: 1 })),
   frequency_penalty: nullable(Type.Number({ minimum: -2, maximum: 2 })),
@@ -58,7 +61,7 @@ const generationMembers = {
 export const ChatCompletionRequest = Type.Object({
   ...generationMembers,
   messages: Type.Array(Message, { minItems: 1 }),
-  max_completion_tokens: nullable(Type.Integer({ minimum: 1 })),
+  max_completion_tokens: nullable(TokenCount),
   tools: nullable(Type.Array(FunctionTool)),
   tool_choice: nullable(
     Type.Union([Type.Literal('auto'), Type.Literal('none'), Type.Literal('required'), Type.Object({ type: Type.Literal('function') })]),
