@@ -164,7 +164,7 @@ export type NativeRunEvent =
       status: 'finish' | 'error' | 'aborted';
       perf?: Perf;
       /** Set when status is 'error'. */
-      error?: { code: string; message: string };
+      error?: { code: string; message: string; fn?: string; returnCode?: number };
       time_us: number;
     };
 
@@ -203,7 +203,7 @@ export interface NativeRuntime {
 }
 
 export interface NativeBinding {
-  /** Registers the error class that native errors are constructed from (new cls(message, code)). */
+  /** Registers the error class that native errors are constructed from (new cls(message, code, details)). */
   setErrorClass(cls: typeof RkllmError): void;
   /** dlopen + resolve 15 functions + decide the ABI, off the JS thread. path may be a bare name
    * for the dynamic loader's search. */

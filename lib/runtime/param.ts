@@ -2,8 +2,8 @@
 // client's typo must come back as an error naming the field, not be ignored), then merged over
 // the runtime's own defaults, extend_param merged field by field.
 
-import { RkllmError } from '../errors';
 import type { AbiName, ExtendParam, RKLLMParam } from '../native/binding';
+import { argumentError as invalid } from './argument-error';
 
 /** What callers pass: any subset of RKLLMParam, model_path required, extend_param partial. */
 export type PartialParam = Partial<Omit<RKLLMParam, 'model_path' | 'extend_param'>> & {
@@ -56,10 +56,6 @@ const INTEGER_RANGES: Readonly<Record<string, readonly [number, number]>> = {
   int32: [-2147483648, 2147483647],
   uint32: [0, 4294967295],
 };
-
-function invalid(field: string, problem: string): RkllmError {
-  return new RkllmError(`${field}: ${problem}`, 'INVALID_ARGUMENT');
-}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
