@@ -77,6 +77,8 @@ Napi::Value ToJs(Napi::Env env, ModelEvent& event) {
     Napi::Object error = Napi::Object::New(env);
     error.Set("code", end.error.code);
     error.Set("message", end.error.message);
+    if (!end.error.fn.empty()) error.Set("fn", end.error.fn);
+    if (end.error.return_code) error.Set("returnCode", *end.error.return_code);
     out.Set("error", error);
   }
   return out;

@@ -88,7 +88,7 @@ Napi::Value Model::RejectDestroyed(Napi::Env env) const {
 Napi::Value Model::Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfDestroyed(env);
-  if (info.Length() < 3 || !info[2].IsFunction()) ThrowInvalidArgument(env, "run(input, infer, listener): listener must be a function");
+  if (info.Length() < 3 || !info[2].IsFunction()) ThrowInvalidArgument(env, "listener", "must be a function");
   RunRequest request = ReadRunRequest(info[0], info[1]);
   uint64_t run_id = NextNativeId();
   sink_->ListenToRun(env, run_id, info[2].As<Napi::Function>());
@@ -98,7 +98,7 @@ Napi::Value Model::Run(const Napi::CallbackInfo& info) {
 
 Napi::Value Model::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) ThrowInvalidArgument(env, "cancel(runId): runId must be a number");
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowInvalidArgument(env, "runId", "must be a number");
   if (destroyed_) return Napi::Boolean::New(env, false);
   uint64_t run_id = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
   return Napi::Boolean::New(env, worker_->Cancel(run_id));
@@ -154,18 +154,20 @@ Napi::Value Model::ReleasePromptCache(const Napi::CallbackInfo& info) {
 
 Napi::Value Model::ClearKvCache(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsBoolean()) ThrowInvalidArgument(env, "keep_system_prompt must be a boolean");
+  if (info.Length() < 1 || !info[0].IsBoolean()) ThrowInvalidArgument(env, "keep_system_prompt", "must be a boolean");
   bool keep_system_prompt = info[0].As<Napi::Boolean>().Value();
   auto has = [&info](size_t i) { return info.Length() > i && !info[i].IsUndefined() && !info[i].IsNull(); };
-  if (has(1) != has(2)) ThrowInvalidArgument(env, "start_pos and end_pos must be given together");
+  if (has(1) && !has(2)) ThrowInvalidArgument(env, "end_pos", "must be given with start_pos");
+  if (has(2) && !has(1)) ThrowInvalidArgument(env, "start_pos", "must be given with end_pos");
   auto ranges = std::make_shared<std::pair<std::vector<int>, std::vector<int>>>();
   const bool with_ranges = has(1);
   if (with_ranges) {
     ranges->first = ReadIntArray(info[1], "start_pos");
     ranges->second = ReadIntArray(info[2], "end_pos");
     // The runtime reads one entry per batch: shorter arrays would be read past their end.
-    if (ranges->first.size() != ranges->second.size() || ranges->first.empty()) {
-      ThrowInvalidArgument(env, "start_pos and end_pos must have one entry per batch (n_batch)");
+    if (ranges->first.empty()) ThrowInvalidArgument(env, "start_pos", "must have one entry per batch entry (n_batch)");
+    if (ranges->second.size() != ranges->first.size()) {
+      ThrowInvalidArgument(env, "end_pos", "must have as many entries as start_pos (one per batch entry)");
     }
     ranges->first.resize(256, 0);
     ranges->second.resize(256, 0);

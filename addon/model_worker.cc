@@ -77,8 +77,10 @@ void ModelWorker::ThreadMain(uint64_t init_call_id) {
     int code = library_->api().Init(&handle, params_);
     if (code != 0 || handle == nullptr) {
       init_done.return_code = code != 0 ? code : -1;
-      init_done.error = {"MODEL_INIT_FAILED", "rkllm_init failed for " + params_.model_path + " (returned " +
-                                                  std::to_string(code) + "); the runtime's log on stderr says why."};
+      init_done.error = CallError("MODEL_INIT_FAILED",
+                                  "rkllm_init failed for " + params_.model_path + " (returned " + std::to_string(code) +
+                                      "); the runtime's log on stderr says why.",
+                                  "rkllm_init", code);
     } else {
       std::unique_lock<std::shared_mutex> lock(handle_mutex_);
       handle_ = handle;
@@ -154,8 +156,9 @@ void ModelWorker::ExecuteRun(Job& job) {
     end.status = RunStatus::kAborted;
   } else if (saw_error_ || code != 0) {
     end.status = RunStatus::kError;
-    std::string message = saw_error_ && !error_text_.empty() ? error_text_ : "the runtime reported an error";
-    end.error = {"RUN_FAILED", "rkllm_run: " + message + (code != 0 ? " (returned " + std::to_string(code) + ")" : "")};
+    std::string message = "rkllm_run: " + (saw_error_ && !error_text_.empty() ? error_text_ : "the runtime reported an error");
+    end.error = code != 0 ? CallError("RUN_FAILED", message + " (returned " + std::to_string(code) + ")", "rkllm_run", code)
+                          : NativeError("RUN_FAILED", message);
   } else {
     // Whatever bytes are still held can never complete: hand them over as U+FFFD.
     std::string rest = joiner_.Flush();

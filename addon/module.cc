@@ -11,7 +11,7 @@ namespace rkllm_serve {
 namespace {
 
 Napi::Value SetErrorClassMethod(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsFunction()) ThrowInvalidArgument(info.Env(), "setErrorClass(cls): cls must be a class");
+  if (info.Length() < 1 || !info[0].IsFunction()) ThrowInvalidArgument(info.Env(), "cls", "must be a class");
   SetErrorClass(info.Env(), info[0].As<Napi::Function>());
   return info.Env().Undefined();
 }

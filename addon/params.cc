@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <limits>
 
 #include "errors.h"
@@ -85,8 +86,8 @@ class FieldReader {
 
   std::vector<int32_t> Ints(const char* key) const { return ReadIntArray(object_.Get(key), PathOf(key).c_str()); }
 
-  [[noreturn]] void Fail(const std::string& field, const std::string& what) const {
-    ThrowInvalidArgument(env_, field + " " + what);
+  [[noreturn]] void Fail(const std::string& field, const std::string& reason) const {
+    ThrowInvalidArgument(env_, field, reason);
   }
 
  private:
@@ -98,11 +99,9 @@ class FieldReader {
 }  // namespace
 
 std::string ReadString(const Napi::Value& value, const char* field) {
-  if (!value.IsString()) ThrowInvalidArgument(value.Env(), std::string(field) + " must be a string");
+  if (!value.IsString()) ThrowInvalidArgument(value.Env(), field, "must be a string");
   std::string text = value.As<Napi::String>().Utf8Value();
-  if (text.find('\0') != std::string::npos) {
-    ThrowInvalidArgument(value.Env(), std::string(field) + " must not contain NUL characters");
-  }
+  if (text.find('\0') != std::string::npos) ThrowInvalidArgument(value.Env(), field, "must not contain NUL characters");
   return text;
 }
 
@@ -111,14 +110,14 @@ std::vector<int32_t> ReadIntArray(const Napi::Value& value, const char* field) {
     Napi::Int32Array array = value.As<Napi::Int32Array>();
     return std::vector<int32_t>(array.Data(), array.Data() + array.ElementLength());
   }
-  if (!value.IsArray()) ThrowInvalidArgument(value.Env(), std::string(field) + " must be an array of integers");
+  if (!value.IsArray()) ThrowInvalidArgument(value.Env(), field, "must be an array of integers");
   Napi::Array array = value.As<Napi::Array>();
   std::vector<int32_t> out(array.Length());
   for (uint32_t i = 0; i < array.Length(); ++i) {
     Napi::Value item = array.Get(i);
     double number = item.IsNumber() ? item.As<Napi::Number>().DoubleValue() : NAN;
     if (!(std::floor(number) == number && number >= INT32_MIN && number <= INT32_MAX)) {
-      ThrowInvalidArgument(value.Env(), std::string(field) + "[" + std::to_string(i) + "] must be a 32-bit integer");
+      ThrowInvalidArgument(value.Env(), std::string(field) + "[" + std::to_string(i) + "]", "must be a 32-bit integer");
     }
     out[i] = static_cast<int32_t>(number);
   }
@@ -129,7 +128,7 @@ ModelParams ReadModelParams(const Napi::Value& value) {
   FieldReader param(value, "param");
   ModelParams p;
   p.model_path = param.String("model_path");
-  if (p.model_path.empty()) param.Fail("param.model_path", "must not be empty");
+  if (p.model_path.empty()) param.Fail(param.PathOf("model_path"), "must not be empty");
   p.max_context_len = param.Int32("max_context_len");
   p.max_new_tokens = param.Int32("max_new_tokens");
   p.top_k = param.Int32("top_k");
@@ -179,15 +178,31 @@ void ReadMultimodal(const FieldReader& mm, MultimodalParams& out) {
   if (mm.Has("video_start")) out.video_start = mm.String("video_start");
   if (mm.Has("video_end")) out.video_end = mm.String("video_end");
   if (mm.Has("video_content")) out.video_content = mm.String("video_content");
-  // The runtime reads n_image x n_image_tokens x embedding floats: refuse a shorter array here
-  // rather than let it read past the end (the embedding size is the model's, so only the
-  // count of images x tokens can be checked against a non-empty array).
-  if (!out.image_embed.empty() && out.n_image * out.n_image_tokens == 0) {
-    mm.Fail(mm.PathOf("n_image_tokens"), "and n_image must be positive when image_embed is given");
-  }
-  if (!out.image_embed.empty() && out.image_embed.size() % (out.n_image * out.n_image_tokens) != 0) {
-    mm.Fail(mm.PathOf("image_embed"), "length must be a multiple of n_image x n_image_tokens");
-  }
+  // The runtime reads n_image x n_image_tokens x embedding floats (and likewise for the video
+  // block): refuse counts that cannot match a non-empty array rather than let it read past the
+  // end (the embedding size is the model's, so only the counts can be checked here).
+  struct Count {
+    const char* name;
+    uint64_t value;
+  };
+  auto check_block = [&mm](const std::vector<float>& embed, const char* embed_name, std::initializer_list<Count> counts,
+                           const char* product_name) {
+    if (embed.empty()) return;
+    uint64_t product = 1;
+    for (const Count& count : counts) {
+      if (count.value == 0) mm.Fail(mm.PathOf(count.name), std::string("must be positive when ") + embed_name + " is given");
+      // Saturating: the counts come straight from the caller.
+      product = count.value > UINT64_MAX / product ? UINT64_MAX : product * count.value;
+    }
+    if (product > embed.size() || embed.size() % product != 0) {
+      mm.Fail(mm.PathOf(embed_name), std::string("length must be a multiple of ") + product_name);
+    }
+  };
+  check_block(out.image_embed, "image_embed", {{"n_image", out.n_image}, {"n_image_tokens", out.n_image_tokens}},
+              "n_image x n_image_tokens");
+  check_block(out.video_embed, "video_embed",
+              {{"n_video", out.n_video}, {"n_frame_per_video", out.n_frame_per_video}, {"n_frame_tokens", out.n_frame_tokens}},
+              "n_video x n_frame_per_video x n_frame_tokens");
 }
 
 }  // namespace
@@ -204,14 +219,15 @@ RunRequest ReadRunRequest(const Napi::Value& input_value, const Napi::Value& inf
       break;
     case 1:
       r.token_ids = input.Ints("token_input");
-      if (r.token_ids.empty()) input.Fail("rkllm_input.token_input", "must not be empty");
+      if (r.token_ids.empty()) input.Fail(input.PathOf("token_input"), "must not be empty");
       break;
     case 2: {
       FieldReader embed(input.Get("embed_input"), "rkllm_input.embed_input");
       r.embed = embed.Floats("embed");
       r.embed_n_tokens = embed.Size("n_tokens");
-      if (r.embed_n_tokens == 0 || r.embed.size() % r.embed_n_tokens != 0) {
-        embed.Fail("rkllm_input.embed_input.embed", "length must be a positive multiple of n_tokens");
+      if (r.embed_n_tokens == 0) embed.Fail(embed.PathOf("n_tokens"), "must be positive");
+      if (r.embed.empty() || r.embed.size() % r.embed_n_tokens != 0) {
+        embed.Fail(embed.PathOf("embed"), "length must be a positive multiple of n_tokens");
       }
       break;
     }
@@ -272,7 +288,7 @@ CrossAttnParams ReadCrossAttnParams(const Napi::Value& value) {
   out.pos = params.Ints("encoder_pos");
   out.num_tokens = static_cast<int32_t>(params.Integer("num_tokens", 0, INT32_MAX));
   if (out.pos.size() < static_cast<size_t>(out.num_tokens) || out.mask.size() < static_cast<size_t>(out.num_tokens)) {
-    params.Fail("cross_attn_params.num_tokens", "exceeds the length of encoder_pos or encoder_mask");
+    params.Fail(params.PathOf("num_tokens"), "exceeds the length of encoder_pos or encoder_mask");
   }
   return out;
 }

@@ -62,10 +62,10 @@ class OpenRuntimeWorker : public Napi::AsyncWorker {
 
 Napi::Value OpenRuntime(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) ThrowInvalidArgument(env, "openRuntime(options): options must be an object");
+  if (info.Length() < 1 || !info[0].IsObject()) ThrowInvalidArgument(env, "options", "must be an object");
   Napi::Object options = info[0].As<Napi::Object>();
-  std::string path = ReadString(options.Get("path"), "path");
-  if (path.empty()) ThrowInvalidArgument(env, "path must not be empty");
+  std::string path = ReadString(options.Get("path"), "options.path");
+  if (path.empty()) ThrowInvalidArgument(env, "options.path", "must not be empty");
   std::optional<Abi> abi;
   Napi::Value abi_value = options.Get("abi");
   if (!abi_value.IsUndefined() && !abi_value.IsNull()) {
@@ -75,7 +75,7 @@ Napi::Value OpenRuntime(const Napi::CallbackInfo& info) {
     } else if (name == "1.3") {
       abi = Abi::k13;
     } else {
-      ThrowInvalidArgument(env, "abi must be '1.2' (releases 1.2.1 to 1.2.3) or '1.3' (release 1.3.0)");
+      ThrowInvalidArgument(env, "options.abi", "must be '1.2' (releases 1.2.1 to 1.2.3) or '1.3' (release 1.3.0)");
     }
   }
   auto* worker = new OpenRuntimeWorker(env, path, abi);

@@ -2,11 +2,15 @@
 // lib/ that touches the addon is typed from these declarations; addon/ implements them.
 //
 // Field names follow the C names of the RKLLM API (snake_case) so that objects can pass between
-// JSON-RPC clients, this layer and the runtime without renaming.
+// JSON-RPC clients, this layer and the runtime without renaming. The RKLLM structs themselves are
+// written once, as schemas, in ./structs; their types here are derived from those.
 
+import type { Static } from '@sinclair/typebox';
 import type { RkllmError } from '../errors';
+import type { AbiName, IntArray } from './structs';
+import type * as Structs from './structs';
 
-export type AbiName = '1.2' | '1.3';
+export type { AbiName, IntArray, NumberArray } from './structs';
 
 /** How the ABI of the opened library was decided (rkllm-abi.md, "Telling the ABI"). */
 export type AbiSource = 'explicit' | 'emulated-marker' | 'blob-id';
@@ -22,114 +26,18 @@ export interface NativeRuntimeInfo {
   release?: string;
 }
 
-export interface ExtendParam {
-  base_domain_id: number;
-  embed_flash: number;
-  enabled_cpus_num: number;
-  enabled_cpus_mask: number;
-  n_batch: number;
-  use_cross_attn: number;
-}
-
+/** extend_param of RKLLMParam. */
+export type ExtendParam = Static<typeof Structs.ExtendParam>;
 /** RKLLMParam with the fields of both ABIs; each ABI reads and reports only its own. */
-export interface RKLLMParam {
-  model_path: string;
-  max_context_len: number;
-  max_new_tokens: number;
-  top_k: number;
-  n_keep: number;
-  top_p: number;
-  temperature: number;
-  repeat_penalty: number;
-  frequency_penalty: number;
-  presence_penalty: number;
-  mirostat: number;
-  mirostat_tau: number;
-  mirostat_eta: number;
-  skip_special_token: boolean;
-  /** 1.3 only. */
-  ignore_eos_token?: boolean;
-  is_async: boolean;
-  /** 1.2 only. */
-  img_start?: string;
-  /** 1.2 only. */
-  img_end?: string;
-  /** 1.2 only. */
-  img_content?: string;
-  extend_param: ExtendParam;
-}
-
-export type NumberArray = number[] | Float32Array;
-export type IntArray = number[] | Int32Array;
-
-export interface MultimodalInput {
-  prompt: string;
-  image_embed?: NumberArray;
-  n_image_tokens?: number;
-  n_image?: number;
-  image_width?: number;
-  image_height?: number;
-  /** 1.3 only. */
-  image_start?: string;
-  image_end?: string;
-  image_content?: string;
-  video_embed?: NumberArray;
-  n_frame_tokens?: number;
-  n_frame_per_video?: number;
-  n_video?: number;
-  video_start?: string;
-  video_end?: string;
-  video_content?: string;
-  frame_width?: number;
-  frame_height?: number;
-}
-
+export type RKLLMParam = Static<typeof Structs.RKLLMParam>;
+export type MultimodalInput = Static<typeof Structs.MultimodalInput>;
 /** RKLLMInput. Exactly the member named by input_type must be present. */
-export interface RKLLMInput {
-  input_type: number;
-  role?: string;
-  enable_thinking?: boolean;
-  prompt_input?: string;
-  token_input?: IntArray;
-  embed_input?: { embed: NumberArray; n_tokens: number };
-  multimodal_input?: MultimodalInput;
-}
-
-export interface SamplingParam {
-  top_k: number;
-  top_p: number;
-  temperature: number;
-  repeat_penalty: number;
-  frequency_penalty: number;
-  presence_penalty: number;
-  mirostat: number;
-  mirostat_tau: number;
-  mirostat_eta: number;
-}
-
+export type RKLLMInput = Static<typeof Structs.RKLLMInput>;
+export type SamplingParam = Static<typeof Structs.SamplingParam>;
 /** RKLLMInferParam. sampling_params and max_new_tokens are honoured by the 1.3 ABI only. */
-export interface RKLLMInferParam {
-  mode: number;
-  lora_params?: { lora_adapter_name: string };
-  prompt_cache_params?: { save_prompt_cache: boolean | number; prompt_cache_path?: string };
-  sampling_params?: SamplingParam;
-  keep_history: boolean | number;
-  max_new_tokens?: number;
-}
-
-export interface RKLLMLoraAdapter {
-  lora_adapter_path: string;
-  lora_adapter_name: string;
-  scale: number;
-}
-
-export interface RKLLMCrossAttnParam {
-  encoder_k_cache: NumberArray;
-  encoder_v_cache: NumberArray;
-  encoder_mask: NumberArray;
-  encoder_pos: IntArray;
-  num_tokens: number;
-}
+export type RKLLMInferParam = Static<typeof Structs.RKLLMInferParam>;
+export type RKLLMLoraAdapter = Static<typeof Structs.RKLLMLoraAdapter>;
+export type RKLLMCrossAttnParam = Static<typeof Structs.RKLLMCrossAttnParam>;
 
 export interface Perf {
   prefill_time_ms: number;
@@ -164,7 +72,7 @@ export type NativeRunEvent =
       status: 'finish' | 'error' | 'aborted';
       perf?: Perf;
       /** Set when status is 'error'. */
-      error?: { code: string; message: string };
+      error?: { code: string; message: string; fn?: string; returnCode?: number };
       time_us: number;
     };
 
@@ -203,7 +111,7 @@ export interface NativeRuntime {
 }
 
 export interface NativeBinding {
-  /** Registers the error class that native errors are constructed from (new cls(message, code)). */
+  /** Registers the error class that native errors are constructed from (new cls(message, code, details)). */
   setErrorClass(cls: typeof RkllmError): void;
   /** dlopen + resolve 15 functions + decide the ABI, off the JS thread. path may be a bare name
    * for the dynamic loader's search. */

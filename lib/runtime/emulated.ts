@@ -3,10 +3,10 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { RkllmError } from '../errors';
 import type { AbiName } from '../native/binding';
 import { addonDirectory } from '../native/load';
 import { packageRoot } from '../package-root';
+import { argumentError } from './argument-error';
 
 export const SIM_RUNTIME = 'sim';
 export const SIM_MODEL_PREFIX = 'sim:';
@@ -47,9 +47,9 @@ export function resolveModelPath(modelPath: string): string {
   const available = listSimModels();
   // Only listed names are accepted, so 'sim:../x' cannot reach outside the models folder.
   if (!available.includes(name)) {
-    throw new RkllmError(
-      `param.model_path: unknown sim model '${name}'; available: ${available.join(', ') || '(none found in ' + simModelDirectory() + ')'}`,
-      'INVALID_ARGUMENT',
+    throw argumentError(
+      'param.model_path',
+      `unknown sim model '${name}'; available: ${available.join(', ') || '(none found in ' + simModelDirectory() + ')'}`,
     );
   }
   return path.join(simModelDirectory(), `${name}.json`);

@@ -10,6 +10,7 @@ import type {
   RKLLMInput,
   RKLLMLoraAdapter,
 } from '../native/binding';
+import { argumentError } from './argument-error';
 import { type CallSite, captureCallSite, withCallSite } from './call-site';
 import { RKLLMInferMode, RKLLMInputType } from './constants';
 import { Run, type RunOptions } from './run';
@@ -30,7 +31,9 @@ function callNative(cFunction: string, site: CallSite, invoke: () => Promise<num
   }
   return pending.then(
     (code) => {
-      if (code !== 0) throw withCallSite(new RkllmError(`${cFunction} returned ${code}`, 'CALL_FAILED'), site);
+      if (code !== 0) {
+        throw withCallSite(new RkllmError(`${cFunction} returned ${code}`, 'CALL_FAILED', { fn: cFunction, returnCode: code }), site);
+      }
       return code;
     },
     (error: unknown) => {
@@ -42,7 +45,7 @@ function callNative(cFunction: string, site: CallSite, invoke: () => Promise<num
 function toNativeInput(input: RKLLMInput | string): RKLLMInput {
   if (typeof input === 'string') return { input_type: RKLLMInputType.RKLLM_INPUT_PROMPT, prompt_input: input };
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new RkllmError('rkllm_input: expected a string or an RKLLMInput object', 'INVALID_ARGUMENT');
+    throw argumentError('rkllm_input', 'expected a string or an RKLLMInput object');
   }
   return input;
 }
@@ -50,7 +53,7 @@ function toNativeInput(input: RKLLMInput | string): RKLLMInput {
 function toNativeInfer(infer: PartialInferParam | undefined): RKLLMInferParam {
   if (infer === undefined) return { ...DEFAULT_INFER };
   if (typeof infer !== 'object' || infer === null || Array.isArray(infer)) {
-    throw new RkllmError('rkllm_infer_params: expected an object', 'INVALID_ARGUMENT');
+    throw argumentError('rkllm_infer_params', 'expected an object');
   }
   const merged: Record<string, unknown> = { ...DEFAULT_INFER };
   for (const [key, value] of Object.entries(infer)) {

@@ -2,8 +2,10 @@
 // client's typo must come back as an error naming the field, not be ignored), then merged over
 // the runtime's own defaults, extend_param merged field by field.
 
-import { RkllmError } from '../errors';
+import type { TObject } from '@sinclair/typebox';
 import type { AbiName, ExtendParam, RKLLMParam } from '../native/binding';
+import * as Structs from '../native/structs';
+import { argumentError as invalid } from './argument-error';
 
 /** What callers pass: any subset of RKLLMParam, model_path required, extend_param partial. */
 export type PartialParam = Partial<Omit<RKLLMParam, 'model_path' | 'extend_param'>> & {
@@ -11,55 +13,34 @@ export type PartialParam = Partial<Omit<RKLLMParam, 'model_path' | 'extend_param
   extend_param?: Partial<ExtendParam>;
 };
 
-type FieldKind = 'string' | 'boolean' | 'float' | 'int8' | 'uint8' | 'int32' | 'uint32';
-
 interface FieldSpec {
-  kind: FieldKind;
+  kind: Structs.CType;
   /** Set when the field exists in one ABI only. */
   onlyIn?: AbiName;
 }
 
-const PARAM_FIELDS: Readonly<Record<string, FieldSpec>> = {
-  model_path: { kind: 'string' },
-  max_context_len: { kind: 'int32' },
-  max_new_tokens: { kind: 'int32' },
-  top_k: { kind: 'int32' },
-  n_keep: { kind: 'int32' },
-  top_p: { kind: 'float' },
-  temperature: { kind: 'float' },
-  repeat_penalty: { kind: 'float' },
-  frequency_penalty: { kind: 'float' },
-  presence_penalty: { kind: 'float' },
-  mirostat: { kind: 'int32' },
-  mirostat_tau: { kind: 'float' },
-  mirostat_eta: { kind: 'float' },
-  skip_special_token: { kind: 'boolean' },
-  ignore_eos_token: { kind: 'boolean', onlyIn: '1.3' },
-  is_async: { kind: 'boolean' },
-  img_start: { kind: 'string', onlyIn: '1.2' },
-  img_end: { kind: 'string', onlyIn: '1.2' },
-  img_content: { kind: 'string', onlyIn: '1.2' },
-};
+/** The scalar members of a struct, by name (nested structs are left to their own table). */
+function fieldSpecs(struct: TObject): Readonly<Record<string, FieldSpec>> {
+  const specs: Record<string, FieldSpec> = {};
+  for (const [name, member] of Object.entries(struct.properties)) {
+    const kind = Structs.cTypeOf(member);
+    if (kind === undefined) continue;
+    const onlyIn = Structs.onlyInAbi(member);
+    specs[name] = onlyIn === undefined ? { kind } : { kind, onlyIn };
+  }
+  return specs;
+}
 
-const EXTEND_FIELDS: Readonly<Record<string, FieldSpec>> = {
-  base_domain_id: { kind: 'int32' },
-  embed_flash: { kind: 'int8' },
-  enabled_cpus_num: { kind: 'int8' },
-  enabled_cpus_mask: { kind: 'uint32' },
-  n_batch: { kind: 'uint8' },
-  use_cross_attn: { kind: 'int8' },
-};
+const PARAM_FIELDS = fieldSpecs(Structs.RKLLMParam);
+const EXTEND_FIELDS = fieldSpecs(Structs.ExtendParam);
 
-const INTEGER_RANGES: Readonly<Record<string, readonly [number, number]>> = {
+const INTEGER_RANGES: Readonly<Record<Exclude<Structs.CType, 'string' | 'boolean' | 'float'>, readonly [number, number]>> = {
   int8: [-128, 127],
   uint8: [0, 255],
   int32: [-2147483648, 2147483647],
   uint32: [0, 4294967295],
+  size: [0, 2 ** 53],
 };
-
-function invalid(field: string, problem: string): RkllmError {
-  return new RkllmError(`${field}: ${problem}`, 'INVALID_ARGUMENT');
-}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

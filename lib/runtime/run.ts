@@ -4,6 +4,7 @@
 
 import { RKLLM_ERROR_CODES, RkllmError, type RkllmErrorCode } from '../errors';
 import type { FloatBlock, NativeRunEvent, Perf, RunEventsListener } from '../native/binding';
+import { argumentError } from './argument-error';
 import { type CallSite, withCallSite } from './call-site';
 import type { LLMCallState } from './constants';
 
@@ -131,7 +132,7 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
     // Checked before the run starts: a bad signal found later would leave a run nobody can stop.
     if (signal !== undefined && !isAbortSignal(signal)) {
       this.id = -1;
-      this.#fail(new RkllmError('options.signal: expected an AbortSignal', 'INVALID_ARGUMENT'));
+      this.#fail(argumentError('options.signal', 'expected an AbortSignal'));
       return;
     }
     if (signal?.aborted) {
@@ -286,8 +287,8 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
       this.#settle();
       this.#resolveResult(result);
     } else if (event.status === 'error') {
-      const message = event.error?.message ?? 'the run ended in the runtime error state';
-      this.#fail(new RkllmError(message, errorCodeOf(event.error?.code)));
+      const { message = 'the run ended in the runtime error state', code, fn, returnCode } = event.error ?? {};
+      this.#fail(new RkllmError(message, errorCodeOf(code), { fn, returnCode }));
     } else {
       this.#fail(new RkllmError(`run ${this.id} was aborted`, 'RUN_ABORTED'));
     }

@@ -1,8 +1,8 @@
 // An opened librkllmrt (real or emulated): its defaults, its constants, and loading models on it.
 
-import { RkllmError } from '../errors';
 import type { AbiName, NativeRuntime, NativeRuntimeInfo, RKLLMParam } from '../native/binding';
 import { loadNative } from '../native/load';
+import { argumentError } from './argument-error';
 import { captureCallSite, withCallSite } from './call-site';
 import { RKLLM_CONSTANTS, type RkllmConstants } from './constants';
 import { DEFAULT_SIM_ABI, SIM_RUNTIME, emulatedRuntimePath, resolveModelPath } from './emulated';
@@ -24,16 +24,16 @@ const ABI_NAMES: readonly string[] = ['1.2', '1.3'] satisfies AbiName[];
 function checkOptions(options: unknown): OpenRuntimeOptions {
   if (options === undefined) return {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new RkllmError('options: expected an object', 'INVALID_ARGUMENT');
+    throw argumentError('options', 'expected an object');
   }
   const { path, abi, ...rest } = options as Record<string, unknown>;
   const unknownKey = Object.keys(rest)[0];
-  if (unknownKey !== undefined) throw new RkllmError(`options.${unknownKey}: not an option of openRuntime`, 'INVALID_ARGUMENT');
+  if (unknownKey !== undefined) throw argumentError(`options.${unknownKey}`, 'not an option of openRuntime');
   if (path !== undefined && (typeof path !== 'string' || path === '')) {
-    throw new RkllmError('options.path: expected a non-empty string', 'INVALID_ARGUMENT');
+    throw argumentError('options.path', 'expected a non-empty string');
   }
   if (abi !== undefined && (typeof abi !== 'string' || !ABI_NAMES.includes(abi))) {
-    throw new RkllmError(`options.abi: expected '1.2' or '1.3', got ${JSON.stringify(abi)}`, 'INVALID_ARGUMENT');
+    throw argumentError('options.abi', `expected '1.2' or '1.3', got ${JSON.stringify(abi)}`);
   }
   return { path: path as string | undefined, abi: abi as AbiName | undefined };
 }

@@ -10,12 +10,14 @@ const BUILT_ADDON = path.join(PACKAGE_ROOT, 'build', 'Release', 'rkllm_serve.nod
 
 let installed: string;
 
-// A package folder with the compiled library and no native build of its own.
+// A package folder with the compiled library and no native build of its own; its dependencies
+// resolve as an installed package's would.
 beforeAll(() => {
   buildDist();
   installed = makeScratchDir('installed');
   fs.writeFileSync(path.join(installed, 'package.json'), JSON.stringify({ name: 'rkllm-serve', version: '0.0.0' }));
   fs.cpSync(path.join(PACKAGE_ROOT, 'dist', 'lib'), path.join(installed, 'dist', 'lib'), { recursive: true });
+  fs.symlinkSync(path.join(PACKAGE_ROOT, 'node_modules'), path.join(installed, 'node_modules'), 'dir');
 }, 180_000);
 
 afterAll(() => removeScratchDir(installed));
