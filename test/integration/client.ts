@@ -162,9 +162,7 @@ export interface RpcMessage {
   jsonrpc?: string;
   id?: unknown;
   method?: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   params?: any;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   result?: any;
   error?: RpcError;
 }
@@ -650,14 +648,12 @@ export interface HttpReply {
   status: number;
   headers: http.IncomingHttpHeaders;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json?: any;
 }
 
 export interface SseEvent {
   event?: string;
   data: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json?: any;
   at: number;
 }
@@ -810,7 +806,7 @@ export class HttpClient implements RpcClient {
     const id = options.id ?? `http-${++idCounter}`;
     const outcome: StreamOutcome = { id, method, sentAt: Date.now(), chunks: [], text: '' };
     const key = JSON.stringify(id);
-    const { status, events, text } = await this.sse(JSON.stringify({ jsonrpc: '2.0', id, method, params }), {
+    const { status, text } = await this.sse(JSON.stringify({ jsonrpc: '2.0', id, method, params }), {
       timeoutMs: options.timeoutMs ?? 20_000,
       onEvent: (event) => {
         const message = event.json as RpcMessage | undefined;
