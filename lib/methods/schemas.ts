@@ -1,4 +1,4 @@
-// The RKLLM structs as TypeBox schemas, named and shaped as in the C API (rkllm-abi.md). Nested
+// The RKLLM structs as TypeBox schemas, named and shaped as in the C API (docs/rkllm-abi.md). Nested
 // structs refuse unknown members, so a misspelt key is an error naming it rather than a setting
 // silently ignored; the top level of params tolerates extras.
 

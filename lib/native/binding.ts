@@ -8,7 +8,7 @@ import type { RkllmError } from '../errors';
 
 export type AbiName = '1.2' | '1.3';
 
-/** How the ABI of the opened library was decided (rkllm-abi.md, "Telling the ABI"). */
+/** How the ABI of the opened library was decided (docs/rkllm-abi.md, "Telling the ABI"). */
 export type AbiSource = 'explicit' | 'emulated-marker' | 'blob-id';
 
 export interface NativeRuntimeInfo {

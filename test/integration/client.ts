@@ -21,10 +21,10 @@ export type NetworkTransport = Exclude<Transport, 'stdio'>;
 export const TRANSPORTS: readonly Transport[] = ['stdio', 'tcp', 'udp', 'http', 'websocket'];
 export const NETWORK_TRANSPORTS: readonly NetworkTransport[] = ['tcp', 'udp', 'http', 'websocket'];
 
-/** LLMCallState values (PROTOCOL.md / rkllm-abi.md). */
+/** LLMCallState values (docs/wire-contract.md, docs/rkllm-abi.md). */
 export const STATE = { NORMAL: 0, WAITING: 1, FINISH: 2, ERROR: 3 } as const;
 
-/** Every method of PROTOCOL.md's table but the test hook. */
+/** Every method of the table in docs/wire-contract.md but the test hook. */
 export const PROTOCOL_METHODS = [
   'rkllm_createDefaultParam',
   'rkllm_init',
