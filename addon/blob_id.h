@@ -1,4 +1,4 @@
-// The git blob id of a file: sha1("blob <size>\0" + content). rkllm-abi.md lists the blob ids of
+// The git blob id of a file: sha1("blob <size>\0" + content). docs/rkllm-abi.md lists the blob ids of
 // the official librkllmrt builds, which is how a real library's ABI is told apart.
 #pragma once
 

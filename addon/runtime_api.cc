@@ -166,7 +166,7 @@ class RuntimeApiImpl final : public RuntimeApi {
         sampling.mirostat = r.sampling.mirostat;
         sampling.mirostat_tau = r.sampling.mirostat_tau;
         sampling.mirostat_eta = r.sampling.mirostat_eta;
-        infer.sampling_params = &sampling;  // must stay NULL when unused (rkllm-abi.md)
+        infer.sampling_params = &sampling;  // must stay NULL when unused (docs/rkllm-abi.md)
       }
       infer.max_new_tokens = r.max_new_tokens;
       return fn_.run(handle, &input, &infer, userdata);

@@ -13,7 +13,7 @@
 namespace rkllm_serve {
 namespace {
 
-// Official builds by git blob id (rkllm-abi.md). `abi` empty = a release whose layout differs
+// Official builds by git blob id (docs/rkllm-abi.md). `abi` empty = a release whose layout differs
 // from both supported ABIs.
 struct KnownBuild {
   const char* blob_id;

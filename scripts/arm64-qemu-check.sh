@@ -8,7 +8,7 @@
 # Installs qemu-user-static with apt-get; Debian's arm64 nodejs and its libraries are downloaded
 # with apt-get download and unpacked with dpkg -x into a cached folder (nothing is installed for
 # arm64). Does not rely on binfmt_misc: every arm64 program is started through qemu-aarch64-static.
-# Needs: npm run build:ts (dist/) and npm run prebuild (prebuilds/linux-arm64/).
+# Needs: npm run build:ts (dist/) and npm run prebuilds (prebuilds/linux-arm64/).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ fail() { echo "arm64-qemu-check: FAILED: $*" >&2; exit 1; }
 
 for needed in dist/lib/index.js dist/lib/cli/main.js prebuilds/linux-arm64/rkllm_serve.node \
               prebuilds/linux-arm64/librkllmrt-emulated-1.2.so prebuilds/linux-arm64/librkllmrt-emulated-1.3.so; do
-  [ -e "$needed" ] || fail "$needed is missing: run npm run build:ts and npm run prebuild first"
+  [ -e "$needed" ] || fail "$needed is missing: run npm run build:ts and npm run prebuilds first"
 done
 
 # ---- qemu and the arm64 package lists ----

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the aarch64 cross toolchain that `npm run prebuild` uses for linux-arm64 (Debian's
+# Installs the aarch64 cross toolchain that `npm run prebuilds` uses for linux-arm64 (Debian's
 # g++-aarch64-linux-gnu), plus cmake and the native compiler for linux-x64. Idempotent: does
 # nothing when everything is already there. Non-interactive, so CI can run it unattended.
 set -euo pipefail

@@ -5,10 +5,11 @@
 # Output: prebuilds/<target>/{rkllm_serve.node,librkllmrt-emulated-1.2.so,librkllmrt-emulated-1.3.so}
 # Build trees: build/prebuild-<target> (one per target, so rebuilds are incremental).
 #
-# usage: scripts/prebuild.sh [linux-x64] [linux-arm64]
+# usage: scripts/prebuild.sh [linux-x64] [linux-arm64]   (npm run prebuilds [-- TARGET...])
 #   default: both on an x86-64 build machine; linux-arm64 alone on an arm64 one (a board), since
-#   only the arm64-from-x86-64 cross build is set up. npm also runs this before `npm run build`
-#   ("prebuild" is that script's pre-hook); an unchanged tree rebuilds in under a second.
+#   only the arm64-from-x86-64 cross build is set up. Run only when asked for: by name, by
+#   `npm pack`/`npm publish` (the prepack script names both targets) and by CI before the package
+#   tests; never by `npm run build`. An unchanged tree rebuilds in under a second.
 # Offline: cmake-js takes the Node-API headers from the node-api-headers package (package.json
 # "binary.napi_versions"), never from the network.
 set -euo pipefail
@@ -18,13 +19,11 @@ project_root=$PWD
 case "$(uname -m)" in
   x86_64) host_target=linux-x64 ;;
   aarch64) host_target=linux-arm64 ;;
-  *) echo "prebuild: no prebuilds are made on $(uname -m); build from source: npm run build:native" >&2; exit 0 ;;
+  *) echo "prebuild: no prebuilds are made on $(uname -m) (build from source: npm run build:native)" >&2; exit 1 ;;
 esac
 
 targets=("$@")
-targets_requested=yes
 if [ ${#targets[@]} -eq 0 ]; then
-  targets_requested=no
   if [ "$host_target" = linux-x64 ]; then targets=(linux-x64 linux-arm64); else targets=("$host_target"); fi
 fi
 
@@ -41,13 +40,8 @@ for target in "${targets[@]}"; do
     cross_options=()
     strip_tool=strip
   elif [ "$target" = linux-arm64 ]; then
-    if ! bash scripts/install-cross-deps.sh; then
-      # Without root the toolchain cannot be installed here. As npm's hook before `npm run build`
-      # that must not stop a build from source; asked for by name, it is an error.
-      [ "$targets_requested" = yes ] && exit 1
-      echo "prebuild: WARNING: skipping linux-arm64 (no cross toolchain); its tests will fail until it is built" >&2
-      continue
-    fi
+    # Without root the toolchain cannot be installed here; that script says what to install.
+    bash scripts/install-cross-deps.sh || exit 1
     cross_options=("--CDCMAKE_TOOLCHAIN_FILE=$project_root/cmake/aarch64-linux-gnu.cmake")
     strip_tool=aarch64-linux-gnu-strip
   else

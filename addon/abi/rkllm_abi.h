@@ -1,4 +1,4 @@
-// The librkllmrt C ABI, written from the facts in shared/rkllm-abi.md (offsets, sizes, enums).
+// The librkllmrt C ABI, written from the facts in docs/rkllm-abi.md (offsets, sizes, enums).
 //
 // Two ABIs exist and dlsym cannot tell them apart, so both are declared side by side:
 // namespace abi12 (releases 1.2.1 to 1.2.3) and namespace abi13 (release 1.3.0). The addon

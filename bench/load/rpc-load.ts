@@ -141,7 +141,7 @@ async function startClients(): Promise<() => void> {
     const sockets = await Promise.all(
       Array.from(
         { length: clientCount },
-        (_, client) =>
+        () =>
           new Promise<dgram.Socket>((resolve) => {
             const socket = dgram.createSocket('udp4');
             socket.bind(0, host, () => resolve(socket));

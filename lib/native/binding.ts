@@ -12,7 +12,7 @@ import type * as Structs from './structs';
 
 export type { AbiName, IntArray, NumberArray } from './structs';
 
-/** How the ABI of the opened library was decided (rkllm-abi.md, "Telling the ABI"). */
+/** How the ABI of the opened library was decided (docs/rkllm-abi.md, "Telling the ABI"). */
 export type AbiSource = 'explicit' | 'emulated-marker' | 'blob-id';
 
 export interface NativeRuntimeInfo {

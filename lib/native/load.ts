@@ -1,5 +1,7 @@
 // Loads the native module once (the better-sqlite3 pattern): an explicit path from the
-// environment first, then a prebuild for this platform, then a local build from source.
+// environment first, then a local build from source, then a prebuild for this platform. The local
+// build wins (as in node-gyp-build) because `npm run build` refreshes it and not prebuilds/, which
+// a checkout may hold stale; the npm package ships no build/, so there the prebuild is loaded.
 
 import * as fs from 'fs';
 import * as path from 'path';
@@ -37,8 +39,8 @@ export function addonCandidates(): string[] {
   const candidates: string[] = [];
   const fromEnv = process.env.RKLLM_SERVE_ADDON;
   if (fromEnv) candidates.push(path.resolve(fromEnv));
-  candidates.push(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, ADDON_FILE));
   candidates.push(path.join(root, 'build', 'Release', ADDON_FILE));
+  candidates.push(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, ADDON_FILE));
   return candidates;
 }
 

@@ -21,10 +21,10 @@ export type NetworkTransport = Exclude<Transport, 'stdio'>;
 export const TRANSPORTS: readonly Transport[] = ['stdio', 'tcp', 'udp', 'http', 'websocket'];
 export const NETWORK_TRANSPORTS: readonly NetworkTransport[] = ['tcp', 'udp', 'http', 'websocket'];
 
-/** LLMCallState values (PROTOCOL.md / rkllm-abi.md). */
+/** LLMCallState values (docs/wire-contract.md, docs/rkllm-abi.md). */
 export const STATE = { NORMAL: 0, WAITING: 1, FINISH: 2, ERROR: 3 } as const;
 
-/** Every method of PROTOCOL.md's table but the test hook. */
+/** Every method of the table in docs/wire-contract.md but the test hook. */
 export const PROTOCOL_METHODS = [
   'rkllm_createDefaultParam',
   'rkllm_init',
@@ -162,9 +162,7 @@ export interface RpcMessage {
   jsonrpc?: string;
   id?: unknown;
   method?: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   params?: any;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   result?: any;
   error?: RpcError;
 }
@@ -650,14 +648,12 @@ export interface HttpReply {
   status: number;
   headers: http.IncomingHttpHeaders;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json?: any;
 }
 
 export interface SseEvent {
   event?: string;
   data: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json?: any;
   at: number;
 }
@@ -810,7 +806,7 @@ export class HttpClient implements RpcClient {
     const id = options.id ?? `http-${++idCounter}`;
     const outcome: StreamOutcome = { id, method, sentAt: Date.now(), chunks: [], text: '' };
     const key = JSON.stringify(id);
-    const { status, events, text } = await this.sse(JSON.stringify({ jsonrpc: '2.0', id, method, params }), {
+    const { status, text } = await this.sse(JSON.stringify({ jsonrpc: '2.0', id, method, params }), {
       timeoutMs: options.timeoutMs ?? 20_000,
       onEvent: (event) => {
         const message = event.json as RpcMessage | undefined;

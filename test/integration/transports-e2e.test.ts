@@ -1,5 +1,5 @@
 // Each of the five transports end to end, against the real bin/rkllm-serve spawned as a child
-// process: every method of PROTOCOL.md once, a streamed "count to 50" whose chunks join to the
+// process: every method of docs/wire-contract.md once, a streamed "count to 50" whose chunks join to the
 // exact text, a cancel mid-stream, an abort, and bad input (garbage bytes, truncated JSON, an
 // oversize message) that gets its documented error while the server goes on serving.
 

@@ -1,5 +1,6 @@
 // Finding the native module from an installed copy of the package: the explicit path in
-// RKLLM_SERVE_ADDON, and the one clear error when nothing fits.
+// RKLLM_SERVE_ADDON, the one clear error when nothing fits, and a checkout's local build winning
+// over its prebuild.
 
 import * as fs from 'fs';
 import * as path from 'path';
@@ -72,4 +73,38 @@ test('RKLLM_SERVE_ADDON names the addon to load; "sim" then resolves beside it',
   expect(reported.addonDirectory).toBe(path.dirname(BUILT_ADDON));
   expect(reported.info.abi).toBe('1.2');
   expect(reported.info.path).toBe(fs.realpathSync(path.join(path.dirname(BUILT_ADDON), 'librkllmrt-emulated-1.2.so')));
+}, 30_000);
+
+test('a checkout holding both: build/Release wins over prebuilds/ (which npm run build does not refresh)', async () => {
+  const checkout = makeScratchDir('checkout');
+  try {
+    fs.writeFileSync(path.join(checkout, 'package.json'), JSON.stringify({ name: 'rkllm-serve', version: '0.0.0' }));
+    fs.cpSync(path.join(PACKAGE_ROOT, 'dist', 'lib'), path.join(checkout, 'dist', 'lib'), { recursive: true });
+    // Both folders get a loadable addon and emulated runtime, so only the order decides.
+    const builtDir = path.dirname(BUILT_ADDON);
+    for (const folder of [path.join('build', 'Release'), path.join('prebuilds', `${process.platform}-${process.arch}`)]) {
+      fs.mkdirSync(path.join(checkout, folder), { recursive: true });
+      for (const file of ['rkllm_serve.node', 'librkllmrt-emulated-1.3.so']) {
+        fs.copyFileSync(path.join(builtDir, file), path.join(checkout, folder, file));
+      }
+    }
+    const index = path.join(checkout, 'dist', 'lib', 'index.js');
+    const outcome = await runChild(
+      `
+        const lib = require(${JSON.stringify(index)});
+        lib.openRuntime({ path: 'sim', abi: '1.3' }).then(
+          (runtime) => console.log(JSON.stringify({ info: runtime.info, addonDirectory: lib.addonDirectory() })),
+          (error) => console.log(JSON.stringify({ code: error.code, message: error.message })),
+        );
+      `,
+      20_000,
+      envWithout('RKLLM_SERVE_ADDON'),
+    );
+    expect(outcome).toMatchObject({ timedOut: false, code: 0 });
+    const reported = JSON.parse(outcome.stdout) as { info: { path: string }; addonDirectory: string };
+    expect(reported.addonDirectory).toBe(path.join(checkout, 'build', 'Release'));
+    expect(reported.info.path).toBe(fs.realpathSync(path.join(checkout, 'build', 'Release', 'librkllmrt-emulated-1.3.so')));
+  } finally {
+    removeScratchDir(checkout);
+  }
 }, 30_000);

@@ -1,7 +1,7 @@
 // The prebuilt binaries load on glibc 2.28 or newer (Node 20's own floor), whatever glibc the
 // build machine has: readelf's list of the symbol versions each one needs from the system stays
 // at or below the floor (technique: cmake/portable-binaries.cmake; docs/install.md).
-// The prebuilds come from `npm run prebuild`, which npm runs before every `npm run build`.
+// The prebuilds come from `npm run prebuilds` (asked for by name: CI runs it before this suite).
 
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -61,7 +61,7 @@ describe.each(TARGETS)('prebuilds/$target', ({ target, machine }) => {
   test.each(BINARIES)(`%s is there, built for ${machine}, and needs nothing past glibc ${FLOOR.GLIBC}`, (binary) => {
     const file = path.join(folder, binary);
     if (!fs.existsSync(file)) {
-      throw new Error(`${file} is missing: run \`npm run prebuild\` (npm runs it before \`npm run build\`)`);
+      throw new Error(`${file} is missing: run \`npm run prebuilds\` first (npm run build does not make them)`);
     }
     expect(readelf(['--file-header'], file)).toContain(`Machine:                           ${machine}`);
 

@@ -82,7 +82,7 @@ function cleanEnv(pathValue: string): NodeJS.ProcessEnv {
 
 beforeAll(() => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'rkllm-pack-'));
-  // --ignore-scripts: `npm test` has already built dist/ and the prebuilds (prepare would rebuild).
+  // --ignore-scripts: dist/ and the prebuilds are already built (prepack and prepare would rebuild).
   const packed = JSON.parse(
     execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], {
       cwd: PACKAGE_ROOT,
