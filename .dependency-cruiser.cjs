@@ -1,16 +1,17 @@
 // The layering of lib/ that `npm run lint:deps` holds (dependency-cruiser). Layers, from the
 // foundation up; a module may import its own layer and the layers before it, never after:
 //
-//   lib/errors.ts, lib/package-root.ts → lib/native/ → lib/runtime/ → lib/core/ → lib/rpc/ →
+//   lib/errors.ts, lib/auth.ts, lib/package-root.ts → lib/native/ → lib/runtime/ → lib/core/ → lib/rpc/ →
 //   lib/methods/, lib/openai/ → lib/framing/, lib/transports/ → lib/client/ → lib/serve/ →
 //   lib/cli/ → lib/index.ts
 //
 // with tighter fences where a layer must stay independent of what sits before it: lib/rpc/ (the
-// JSON-RPC engine) imports nothing else of lib/, the media (framing, transports) and the client
-// only errors, rpc and framing. Type-only imports count (tsPreCompilationDeps): a type is a
+// JSON-RPC engine) imports nothing else of lib/, the media (framing, transports) only errors,
+// auth, rpc and framing, and the client only errors, rpc and framing. Type-only imports count (tsPreCompilationDeps): a type is a
 // coupling too.
 
-const base = ['^lib/errors\\.ts$', '^lib/package-root\\.ts$'];
+const base = ['^lib/errors\\.ts$', '^lib/auth\\.ts$', '^lib/package-root\\.ts$'];
+const auth = '^lib/auth\\.ts$';
 const errors = '^lib/errors\\.ts$';
 const native = '^lib/native/';
 const runtime = '^lib/runtime/';
@@ -65,8 +66,8 @@ module.exports = {
       from: { path: '^lib/' },
       to: { path: '^lib/', pathNot: everyLayer },
     },
-    // The foundation: the error class and finding the package root, used by every layer.
-    mayImportOnly('base-imports-only-base', 'lib/errors.ts and lib/package-root.ts import only each other.', base, base),
+    // The foundation: the error class, the API key check and finding the package root.
+    mayImportOnly('base-imports-only-base', 'lib/errors.ts, lib/auth.ts and lib/package-root.ts import only each other.', base, base),
     // The typed face of the addon: knows nothing of what is built on it.
     mayImportOnly('native-imports-only-base', 'lib/native/ imports only errors and package-root.', native, [...base, native]),
     // The library API over the addon.
@@ -97,9 +98,9 @@ module.exports = {
     ),
     mayImportOnly(
       'transports-are-media-only',
-      'lib/transports/ imports only lib/errors.ts, lib/rpc/, lib/framing/ and itself; never core, methods, openai, runtime, native.',
+      'lib/transports/ imports only lib/errors.ts, lib/auth.ts, lib/rpc/, lib/framing/ and itself; never core, methods, openai, runtime, native.',
       transports,
-      [errors, rpc, framing, transports],
+      [errors, auth, rpc, framing, transports],
     ),
     // The client library speaks the wire, so it needs the envelope and framing, nothing server-side.
     mayImportOnly(

@@ -113,9 +113,8 @@ export class ServerCore {
     loaded.scheduler.checkCapacity();
     const { session } = request;
     const stream = request.stream === 'none' ? undefined : this.streams.create(request.requestId, request.stream === 'push' ? session : undefined);
-    let job: Job | undefined;
     const onChunks = request.onChunks;
-    job = loaded.scheduler.submit({
+    const job: Job = loaded.scheduler.submit({
       requestId: request.requestId,
       input: request.input,
       infer: request.infer,
@@ -123,7 +122,7 @@ export class ServerCore {
       prepare: request.prepare,
       onChunks: (chunks) => {
         stream?.addTokens(chunks);
-        if (onChunks && job) onChunks(chunks, job);
+        if (onChunks) onChunks(chunks, job);
       },
       onSettled: (outcome) => {
         if (stream) {

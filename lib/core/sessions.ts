@@ -4,18 +4,11 @@
 // stats() is of connections the core really holds state for.
 
 import type { Job } from './job';
-import type { Stream, StreamChunk } from './stream';
+import type { Stream, StreamOwner, StreamSink } from './stream';
 
-/** Where a session's stream chunks go: the front end turns them into its wire messages. */
-export interface StreamSink {
-  /**
-   * New chunks of one of the session's streams, in order, in the runtime's batches. A client
-   * found gone here is the front end's to report (ServerCore.closeSession), never the core's.
-   */
-  push(stream: Stream, chunks: readonly StreamChunk[]): void;
-}
+export type { StreamSink } from './stream';
 
-export class Session {
+export class Session implements StreamOwner {
   /** The front end's own object for the connection (the core never looks inside it). */
   readonly key: object;
   readonly sink: StreamSink;

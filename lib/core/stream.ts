@@ -6,7 +6,23 @@ import type { RkllmError } from '../errors';
 import type { RunChunk } from '../runtime/run';
 import type { Job, JobOutcome, RequestId } from './job';
 import type { WireRunResult } from './run-result';
-import type { Session } from './sessions';
+
+/** Where a session's stream chunks go: the front end turns them into its wire messages. */
+export interface StreamSink {
+  /**
+   * New chunks of one of the session's streams, in order, in the runtime's batches. A client
+   * found gone here is the front end's to report (ServerCore.closeSession), never the core's.
+   */
+  push(stream: Stream, chunks: readonly StreamChunk[]): void;
+}
+
+/** The session a stream is pushed to (lib/core/sessions.ts). */
+export interface StreamOwner {
+  readonly key: object;
+  readonly sink: StreamSink;
+  /** The stream was removed (expired, cleared): the session lets go of it. */
+  dropStream(stream: Stream): void;
+}
 
 /** One numbered piece of a stream: what a front end sends as one notification. */
 export interface StreamChunk {
@@ -45,7 +61,7 @@ export class Stream {
   readonly id: string;
   readonly requestId: RequestId;
   /** The session chunks are pushed to; undefined for a stream that is only polled. */
-  readonly owner: Session | undefined;
+  readonly owner: StreamOwner | undefined;
   job: Job | undefined;
   done = false;
   outcome: JobOutcome | undefined;
@@ -61,7 +77,7 @@ export class Stream {
   constructor(
     id: string,
     requestId: RequestId,
-    owner: Session | undefined,
+    owner: StreamOwner | undefined,
     maxChunks: number,
     push: (stream: Stream, chunks: readonly StreamChunk[]) => void,
     private readonly stampCallbackTime = false,

@@ -4,7 +4,10 @@ import type { ServerCore } from '../core/core';
 import type { Session } from '../core/sessions';
 import type { Connection } from '../rpc/connection';
 import type { RequestId } from '../rpc/envelope';
-import type { DropProbe } from './test-hooks';
+import type { TransportName } from '../rpc/connection';
+
+/** What test_connection_drop runs: the composition root's probe, which dials real clients. */
+export type DropProbe = (transport: TransportName, handle: string | undefined) => Promise<unknown>;
 
 export interface MethodContext {
   readonly core: ServerCore;

@@ -13,11 +13,10 @@ import { sendAll, type Connection, type MessageHandler, type OutgoingMessage } f
 import { describeMethods } from '../rpc/define';
 import { RpcEngine } from '../rpc/engine';
 import { failure, type RequestId } from '../rpc/envelope';
-import type { MethodContext } from './context';
+import type { DropProbe, MethodContext } from './context';
 import { serverError, toRpcError } from './error-table';
 import { asClientWrote } from './runs';
 import { buildMethodTable } from './table';
-import type { DropProbe } from './test-hooks';
 
 export interface JsonRpcFrontEndOptions {
   readonly core: ServerCore;

@@ -6,4 +6,4 @@ export type { MethodEntry } from './define';
 export type { MethodContext } from './context';
 export { JsonRpcFrontEnd, type JsonRpcFrontEndOptions } from './front-end';
 export { SERVER_ERRORS, serverError, toRpcError, type ServerErrorName } from './error-table';
-export type { DropProbe } from './test-hooks';
+export type { DropProbe } from './context';

@@ -2,12 +2,9 @@
 
 import { Type } from '@sinclair/typebox';
 import { RkllmError } from '../errors';
-import { TRANSPORT_NAMES, type TransportName } from '../rpc/connection';
+import { TRANSPORT_NAMES } from '../rpc/connection';
 import { defineMethod, type MethodEntry } from './define';
 import { Handle } from './schemas';
-
-/** What test_connection_drop runs: the composition root's probe, which dials real clients. */
-export type DropProbe = (transport: TransportName, handle: string | undefined) => Promise<unknown>;
 
 export const testHookMethods: MethodEntry[] = [
   defineMethod({

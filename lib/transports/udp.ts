@@ -17,7 +17,7 @@
 import * as dgram from 'dgram';
 import * as net from 'net';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
-import { failure, isErrorResponse, readEnvelope, type RequestId } from '../rpc/envelope';
+import { isErrorResponse, readEnvelope, type RequestId } from '../rpc/envelope';
 import { RkllmError } from '../errors';
 import { isRequestId, isResponse, messageTooLarge, serialize, tooManyConnections } from './replies';
 import {

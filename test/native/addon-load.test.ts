@@ -80,6 +80,8 @@ test('a checkout holding both: build/Release wins over prebuilds/ (which npm run
   try {
     fs.writeFileSync(path.join(checkout, 'package.json'), JSON.stringify({ name: 'rkllm-serve', version: '0.0.0' }));
     fs.cpSync(path.join(PACKAGE_ROOT, 'dist', 'lib'), path.join(checkout, 'dist', 'lib'), { recursive: true });
+    // The library's run-time dependencies (TypeBox), as an installed checkout has them.
+    fs.symlinkSync(path.join(PACKAGE_ROOT, 'node_modules'), path.join(checkout, 'node_modules'));
     // Both folders get a loadable addon and emulated runtime, so only the order decides.
     const builtDir = path.dirname(BUILT_ADDON);
     for (const folder of [path.join('build', 'Release'), path.join('prebuilds', `${process.platform}-${process.arch}`)]) {
