@@ -10,7 +10,7 @@
 
 import { PassThrough, type Readable, type Writable } from 'stream';
 import type { ClientDialer, DialedClient } from '../server/types';
-import { LineSplitter } from './line-splitter';
+import { LineSplitter } from '../framing/line-splitter';
 import { StreamPeer, type CloseReason } from './stream-peer';
 import { settleWithin, type ListeningAddress, type Transport, type TransportContext, type TransportStats } from './transport';
 

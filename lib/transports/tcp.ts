@@ -4,7 +4,7 @@
 
 import * as net from 'net';
 import type { ClientDialer, DialedClient } from '../server/types';
-import { LineSplitter } from './line-splitter';
+import { LineSplitter } from '../framing/line-splitter';
 import { serialize, tooManyConnections } from './replies';
 import { StreamPeer, type CloseReason } from './stream-peer';
 import {
