@@ -115,7 +115,7 @@ export class HttpTransport extends TransportBase implements ClientTransport {
         if (eventStream) this.readEvents(response, () => settle());
         else
           this.readBody(response, (text) => {
-            if (text.trim() !== '') this.deliver(text);
+            if (/\S/.test(text)) this.deliver(text);
             if (status >= 400) settle(new ClientError('HTTP_STATUS', `http POST ${this.url.href}: HTTP ${status}`, { status, body: text.slice(0, ERROR_BODY_CHARS) }));
             else settle();
           });
@@ -170,7 +170,7 @@ export class HttpTransport extends TransportBase implements ClientTransport {
     const parser = new SseParser(this.maxResponseBytes);
     const sink = {
       event: (event: { data: string }) => {
-        if (event.data.trim() !== '') this.deliver(event.data);
+        if (/\S/.test(event.data)) this.deliver(event.data);
       },
       overflow: (seenChars: number) =>
         this.report(new ClientError('MESSAGE_TOO_LARGE', `http: an event of more than ${seenChars} characters was skipped`)),

@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'stream';
 import { LineSplitter, type LineSink } from '../framing/line-splitter';
 import { frameLine } from '../framing/line';
 import { ClientError } from './errors';
-import { TransportBase, type ClientTransport, type CloseInfo, type TransportKind } from './transport';
+import { TransportBase, describeClose, type ClientTransport, type TransportKind } from './transport';
 
 /** Replies can be large (logits, hidden states, rkllm_list_functions). */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -39,7 +39,7 @@ export abstract class LineStreamTransport extends TransportBase implements Clien
     this.splitter = new LineSplitter(options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
     this.sink = {
       line: (text) => {
-        if (text.trim() !== '') this.deliver(text);
+        if (/\S/.test(text)) this.deliver(text);
       },
       overflow: (seenBytes) =>
         this.report(new ClientError('MESSAGE_TOO_LARGE', `${this.kind}: a received line of more than ${seenBytes} bytes was skipped`)),
@@ -120,10 +120,4 @@ export abstract class LineStreamTransport extends TransportBase implements Clien
       });
     });
   }
-}
-
-export function describeClose(info: CloseInfo | undefined): string {
-  if (!info) return '';
-  const parts = [info.reason, info.code === undefined ? undefined : `code ${info.code}`, info.detail, info.error?.message];
-  return ` (${parts.filter((part) => part !== undefined && part !== '').join(', ')})`;
 }

@@ -61,13 +61,14 @@ export class ResultStream implements AsyncIterable<ResultChunk> {
   private readonly controller = new AbortController();
   private readonly queue: ResultChunk[] = [];
   private head = 0;
-  private id_: string | undefined;
+  private knownStreamId: string | undefined;
   private sawFinal = false;
   private replied = false;
   private ended = false;
   private failure: Error | undefined;
   private failureThrown = false;
-  private wake: (() => void) | undefined;
+  /** Readers waiting for the next chunk (more than one when next() is called without awaiting). */
+  private wakers: (() => void)[] = [];
   private iterating = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private totalTimer: NodeJS.Timeout | undefined;
@@ -101,7 +102,7 @@ export class ResultStream implements AsyncIterable<ResultChunk> {
 
   /** The stream's id, once the reply or the first chunk has told it. */
   get streamId(): string | undefined {
-    return this.id_;
+    return this.knownStreamId;
   }
 
   /** True once the last chunk (or a failure) has arrived; queued chunks may still be unread. */
@@ -141,9 +142,9 @@ export class ResultStream implements AsyncIterable<ResultChunk> {
   /** Called by the client for each rkllm_result whose request_id is this request's id. */
   push(chunk: ResultChunk): void {
     if (this.ended) return;
-    if (this.id_ === undefined) this.id_ = String(chunk.stream_id);
+    if (this.knownStreamId === undefined) this.knownStreamId = String(chunk.stream_id);
     // Same request id, another stream: not this request's (a reused id); ignored here.
-    else if (String(chunk.stream_id) !== this.id_) return;
+    else if (String(chunk.stream_id) !== this.knownStreamId) return;
     this.queue.push(chunk);
     this.armIdle();
     if (isFinalChunk(chunk)) {
@@ -200,7 +201,7 @@ export class ResultStream implements AsyncIterable<ResultChunk> {
         }
         return { value: undefined, done: true };
       }
-      await new Promise<void>((resolve) => (this.wake = resolve));
+      await new Promise<void>((resolve) => this.wakers.push(resolve));
     }
   }
 
@@ -208,7 +209,7 @@ export class ResultStream implements AsyncIterable<ResultChunk> {
 
   private abort(why: string): void {
     if (this.ended) return;
-    const streamId = this.id_;
+    const streamId = this.knownStreamId;
     this.fail(new ClientError('ABORTED', `${this.what()}: ${why}`, { cause: this.signal?.aborted ? this.signal.reason : undefined }));
     // Over HTTP the aborted exchange already tells the server; a polled stream needs its id.
     if (streamId !== undefined) this.host.cancel({ stream_id: streamId });
@@ -226,7 +227,7 @@ export class ResultStream implements AsyncIterable<ResultChunk> {
     if (this.ended) return;
     this.armIdle();
     const streamId = (reply.result as { stream_id?: unknown } | null)?.stream_id;
-    if (typeof streamId === 'string' && this.id_ === undefined) this.id_ = streamId;
+    if (typeof streamId === 'string' && this.knownStreamId === undefined) this.knownStreamId = streamId;
     if (typeof streamId !== 'string') {
       // A success with no stream id and no chunk before it: this request started no stream.
       if (this.head === this.queue.length && this.queue.length === 0) this.end();
@@ -297,9 +298,7 @@ export class ResultStream implements AsyncIterable<ResultChunk> {
   }
 
   private wakeReader(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    for (const wake of this.wakers.splice(0)) wake();
   }
 
   private what(): string {

@@ -5,10 +5,9 @@
 
 import { invalidArgument } from '../errors';
 import { ClientError, RpcResponseError } from './errors';
-import { describeClose } from './line-stream';
 import { idKey, isReply, type IncomingMessage, type ReplyMessage, type RequestId, type ResultChunk } from './messages';
 import { ResultStream, type StreamHost, type StreamOptions } from './result-stream';
-import type { ClientTransport, CloseInfo } from './transport';
+import { describeClose, type ClientTransport, type CloseInfo } from './transport';
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -213,16 +212,17 @@ export class RpcClient {
   }
 
   private claimId(id: string | number | undefined, alsoTaken: readonly RequestId[] = []): RequestId {
+    const taken = (candidate: RequestId): boolean => {
+      const key = idKey(candidate);
+      return this.pending.has(key) || this.streams.has(key) || alsoTaken.some((other) => idKey(other) === key);
+    };
     if (id === undefined) {
       let next = this.nextId();
-      while (this.pending.has(idKey(next)) || this.streams.has(idKey(next))) next = this.nextId();
+      while (taken(next)) next = this.nextId();
       return next;
     }
     if (!(typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)))) throw invalidArgument('id', 'must be a string or a finite number');
-    const key = idKey(id);
-    if (this.pending.has(key) || this.streams.has(key) || alsoTaken.some((taken) => idKey(taken) === key)) {
-      throw invalidArgument('id', `${key} is already waiting for its reply on this client`);
-    }
+    if (taken(id)) throw invalidArgument('id', `${idKey(id)} is already waiting for its reply on this client`);
     return id;
   }
 

@@ -125,3 +125,10 @@ export abstract class TransportBase {
     }
   }
 }
+
+/** " (dropped)", " (closed, code 1009, ...)": for error messages. */
+export function describeClose(info: CloseInfo | undefined): string {
+  if (!info) return '';
+  const parts = [info.reason, info.code === undefined ? undefined : `code ${info.code}`, info.detail, info.error?.message];
+  return ` (${parts.filter((part) => part !== undefined && part !== '').join(', ')})`;
+}
