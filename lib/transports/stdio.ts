@@ -9,7 +9,7 @@
 // which is what test_connection_drop needs to exercise.
 
 import { PassThrough, type Readable, type Writable } from 'stream';
-import { LineSplitter } from './line-splitter';
+import { LineSplitter } from '../framing/line-splitter';
 import { StreamPeer, type CloseReason } from './stream-peer';
 import { settleWithin, type ClientDialer, type DialedClient, type ListeningAddress, type Transport, type TransportContext, type TransportStats } from './transport';
 

@@ -6,7 +6,7 @@
 
 import type { Readable, Writable } from 'stream';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
-import { LineSplitter, type LineSink } from './line-splitter';
+import { LineSplitter, type LineSink } from '../framing/line-splitter';
 import { messageTooLarge, serialize } from './replies';
 import { reportClosed, type TransportContext } from './transport';
 

@@ -3,7 +3,7 @@
 // up another.
 
 import * as net from 'net';
-import { LineSplitter } from './line-splitter';
+import { LineSplitter } from '../framing/line-splitter';
 import { serialize, tooManyConnections } from './replies';
 import { StreamPeer, type CloseReason } from './stream-peer';
 import {

@@ -1,7 +1,8 @@
 // The integration suites' client: spawns the real bin/rkllm-serve as a child process, learns its
 // ports from the listening lines on stderr, and talks JSON-RPC 2.0 to it over real sockets on
-// 127.0.0.1 (stdio through the child's pipes). Every wait is bounded by a timeout, and every
-// server it starts is stopped by stopAllServers() (each suite's afterAll/afterEach).
+// 127.0.0.1 (stdio through the child's pipes). The talking is lib/client's (rkllm-serve/client);
+// this file adds the suites' bookkeeping and the server process. Every wait is bounded by a
+// timeout, and every server it starts is stopped by stopAllServers() (each suite's afterAll/afterEach).
 
 import { spawn, type ChildProcess } from 'child_process';
 import * as dgram from 'dgram';
@@ -11,6 +12,9 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import WebSocket from 'ws';
+import * as rpc from '../../lib/client';
+import { LineSplitter } from '../../lib/framing/line-splitter';
+import { SseParser, type SseSink } from '../../lib/framing/sse';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'rkllm-serve');
@@ -244,21 +248,77 @@ export interface RpcClient {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Clients of message transports (stdio, TCP, UDP, WebSocket): everything they receive is a
-// JSON-RPC message; replies are matched by id, notifications by request_id.
+// Clients of message transports (stdio, TCP, UDP, WebSocket), layered over lib/client: the
+// library's transport and RpcClient carry and match the messages; this layer keeps the suites'
+// bookkeeping of everything received (arrival times, unparsable texts, foreign notifications).
 
 interface Waiter {
   match: (message: RpcMessage) => boolean;
   resolve: (message: RpcMessage) => void;
 }
 
-interface Collector {
-  outcome: StreamOutcome;
-  onChunk?: (chunk: ResultChunk, outcome: StreamOutcome) => void;
-  check: () => void;
+let idCounter = 0;
+
+/** When each received message (and each notification's params object) arrived. */
+const arrivals = new WeakMap<object, number>();
+
+function noteArrival(message: rpc.IncomingMessage, at: number): void {
+  arrivals.set(message, at);
+  if (typeof message.params === 'object' && message.params !== null) arrivals.set(message.params, at);
 }
 
-let idCounter = 0;
+/** Sends on a lib/client transport without waiting; a closed transport drops the text, as a dead socket would. */
+function fireAndForget(sending: Promise<void>): void {
+  sending.catch((error: unknown) => {
+    if (!(error instanceof rpc.ClientError)) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  });
+}
+
+/**
+ * Reads a lib/client stream into a StreamOutcome. A request refused outright (queue full, bad
+ * params) starts no stream: its outcome has the error response and no chunks.
+ */
+async function collectStream(
+  stream: rpc.ResultStream,
+  outcome: StreamOutcome,
+  options: StreamOptions,
+  describe: () => string,
+): Promise<StreamOutcome> {
+  const noteResponse = (reply: rpc.ReplyMessage): void => {
+    if (outcome.response !== undefined) return;
+    outcome.response = reply as RpcMessage;
+    outcome.responseAt = arrivals.get(reply) ?? Date.now();
+    const streamId = outcome.response.result?.stream_id;
+    if (streamId !== undefined) outcome.streamId ??= streamId;
+  };
+  stream.reply.then(noteResponse, () => undefined);
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  try {
+    for await (const chunk of stream) {
+      const at = arrivals.get(chunk) ?? Date.now();
+      outcome.streamId ??= chunk.stream_id;
+      outcome.chunks.push({ chunk: chunk as ResultChunk, at });
+      if (isFinalChunk(chunk as ResultChunk) && outcome.final === undefined) {
+        outcome.final = chunk as ResultChunk;
+        outcome.finalAt = at;
+      }
+      options.onChunk?.(chunk as ResultChunk, outcome);
+    }
+    noteResponse(await stream.reply);
+  } catch (error) {
+    if (!(error instanceof rpc.RpcResponseError)) {
+      if (rpc.isClientError(error, 'TIMEOUT')) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
+      throw error;
+    }
+    noteResponse(await stream.reply);
+  }
+  outcome.text = joinChunks(outcome.chunks);
+  return outcome;
+}
 
 export abstract class MessageClient implements RpcClient {
   abstract readonly transport: Transport;
@@ -272,20 +332,43 @@ export abstract class MessageClient implements RpcClient {
   readonly myStreams = new Set<string>();
   closed = false;
   closeInfo: { code?: number; reason?: string } = {};
+  /** The lib/client client underneath. */
+  readonly rpc: rpc.RpcClient;
+  protected readonly medium: rpc.ClientTransport;
   private waiters = new Set<Waiter>();
-  private collectors = new Map<string, Collector>();
+  /** Streams being read by stream(), by request id: the stream id they turned out to have. */
+  private collecting = new Map<string, { streamId?: string }>();
   private closeListeners: (() => void)[] = [];
   protected readonly label: string;
 
-  constructor(label: string) {
+  protected constructor(label: string, medium: rpc.ClientTransport) {
     this.label = label;
+    this.medium = medium;
+    this.rpc = new rpc.RpcClient(medium);
+    this.rpc.onMessage((message) => this.record(message));
+    this.rpc.onUnparsable((text) => this.unparsable.push(text));
+    medium.onClose((info) => {
+      if (info.code !== undefined) this.closeInfo = { code: info.code, reason: info.detail };
+      this.markClosed();
+    });
   }
 
-  /** Sends one framed message as is (a line, a datagram, a frame). */
-  abstract sendText(text: string): void;
-  /** Sends bytes with no framing added (for garbage and partial frames). */
-  abstract sendRaw(data: string | Buffer): void;
   abstract close(): Promise<void>;
+
+  /** Sends one framed message as is (a line, a datagram, a frame). */
+  sendText(text: string): void {
+    fireAndForget(this.medium.send(text));
+  }
+
+  /** Sends bytes with no framing added (for garbage and partial frames). */
+  sendRaw(data: string | Buffer): void {
+    fireAndForget(this.medium.sendBytes(data));
+  }
+
+  /** Abrupt drop: a TCP reset, a WebSocket terminate (UDP: the socket closes). */
+  drop(): void {
+    this.medium.drop();
+  }
 
   nextId(): string {
     return `${this.label}-${++idCounter}`;
@@ -308,57 +391,31 @@ export abstract class MessageClient implements RpcClient {
     return withTimeout(new Promise<void>((resolve) => this.closeListeners.push(resolve)), timeoutMs, `${this.label}: close`);
   }
 
-  protected onText(text: string): void {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      this.unparsable.push(text);
-      return;
-    }
+  private record(incoming: rpc.IncomingMessage): void {
     const at = Date.now();
-    const messages = Array.isArray(value) ? value : [value];
-    for (const message of messages as RpcMessage[]) {
-      this.received.push({ message, at });
-      this.route(message, at);
-    }
-  }
-
-  private route(message: RpcMessage, at: number): void {
-    if (message && message.method === 'rkllm_result' && message.params) {
+    noteArrival(incoming, at);
+    const message = incoming as RpcMessage;
+    this.received.push({ message, at });
+    if (message.method === 'rkllm_result' && message.params) {
       const chunk = message.params as ResultChunk;
       const key = JSON.stringify(chunk.request_id);
       if (!this.sentIds.has(key)) this.foreign.push(message);
-      const collector = this.collectors.get(key);
-      if (collector) {
-        const outcome = collector.outcome;
-        if (outcome.streamId === undefined) {
-          outcome.streamId = chunk.stream_id;
-          this.myStreams.add(String(chunk.stream_id));
+      const collecting = this.collecting.get(key);
+      if (collecting) {
+        if (collecting.streamId === undefined) {
+          collecting.streamId = String(chunk.stream_id);
+          this.myStreams.add(collecting.streamId);
         }
-        if (String(chunk.stream_id) !== String(outcome.streamId)) this.foreign.push(message);
-        outcome.chunks.push({ chunk, at });
-        if (isFinalChunk(chunk) && outcome.final === undefined) {
-          outcome.final = chunk;
-          outcome.finalAt = at;
-        }
-        collector.onChunk?.(chunk, outcome);
-        collector.check();
+        if (String(chunk.stream_id) !== collecting.streamId) this.foreign.push(message);
       } else if (!this.myStreams.has(String(chunk.stream_id))) {
         this.foreign.push(message);
       }
-    } else if (message && message.id !== undefined && message.method === undefined) {
-      const key = JSON.stringify(message.id);
-      const collector = this.collectors.get(key);
-      if (collector && collector.outcome.response === undefined) {
-        collector.outcome.response = message;
-        collector.outcome.responseAt = at;
-        const streamId = message.result?.stream_id;
-        if (streamId !== undefined) {
-          collector.outcome.streamId ??= streamId;
-          this.myStreams.add(String(streamId));
-        }
-        collector.check();
+    } else if (message.id !== undefined && message.method === undefined) {
+      const collecting = this.collecting.get(JSON.stringify(message.id));
+      const streamId = message.result?.stream_id;
+      if (collecting && collecting.streamId === undefined && streamId !== undefined) {
+        collecting.streamId = String(streamId);
+        this.myStreams.add(collecting.streamId);
       }
     }
     for (const waiter of [...this.waiters]) {
@@ -391,62 +448,29 @@ export abstract class MessageClient implements RpcClient {
 
   async request(method: string, params?: unknown, options: RequestOptions = {}): Promise<RpcMessage> {
     const id = options.id ?? this.nextId();
-    const reply = this.waitForReply(id, options.timeoutMs ?? 10_000);
-    const message: Record<string, unknown> = { jsonrpc: '2.0', id, method };
-    if (params !== undefined) message.params = params;
-    this.send(message);
-    return reply;
+    this.sentIds.add(JSON.stringify(id));
+    return (await this.rpc.call(method, params, { id, timeoutMs: options.timeoutMs ?? 10_000 })) as RpcMessage;
   }
 
-  stream(method: string, params: unknown, options: StreamOptions = {}): Promise<StreamOutcome> {
+  async stream(method: string, params: unknown, options: StreamOptions = {}): Promise<StreamOutcome> {
     const id = options.id ?? this.nextId();
     const key = JSON.stringify(id);
     const timeoutMs = options.timeoutMs ?? 20_000;
     const outcome: StreamOutcome = { id, method, sentAt: Date.now(), chunks: [], text: '' };
     options.onStart?.(outcome);
-    let settle!: () => void;
-    const done = new Promise<void>((resolve) => (settle = resolve));
-    const collector: Collector = {
-      outcome,
-      onChunk: options.onChunk,
-      check: () => {
-        const response = outcome.response;
-        if (!response) return;
-        // A request refused outright (queue full, bad params) starts no stream.
-        if (response.error && outcome.chunks.length === 0) return settle();
-        if (outcome.final) settle();
-      },
-    };
-    this.collectors.set(key, collector);
-    const message: Record<string, unknown> = { jsonrpc: '2.0', id, method, params };
-    this.send(message);
-    return withTimeout(done, timeoutMs, `${this.label}: ${method} stream ${key} to its end (${outcome.chunks.length} chunks, response ${outcome.response ? 'received' : 'missing'})`)
-      .then(() => {
-        outcome.text = joinChunks(outcome.chunks);
-        return outcome;
-      })
-      .finally(() => this.collectors.delete(key));
-  }
-}
-
-/** Splits a byte stream into lines (\n, tolerating \r\n). */
-class LineSplitter {
-  private pending: Buffer[] = [];
-  constructor(private readonly onLine: (line: string) => void) {}
-  push(data: Buffer): void {
-    let start = 0;
-    for (;;) {
-      const nl = data.indexOf(10, start);
-      if (nl < 0) break;
-      const piece = data.subarray(start, nl);
-      const whole = this.pending.length ? Buffer.concat([...this.pending, piece]) : piece;
-      this.pending = [];
-      let line = whole.toString('utf8');
-      if (line.endsWith('\r')) line = line.slice(0, -1);
-      if (line.length > 0) this.onLine(line);
-      start = nl + 1;
+    this.sentIds.add(key);
+    this.collecting.set(key, {});
+    try {
+      const stream = this.rpc.stream(method, params, { id, timeoutMs, idleTimeoutMs: timeoutMs });
+      return await collectStream(
+        stream,
+        outcome,
+        options,
+        () => `${this.label}: ${method} stream ${key} to its end (${outcome.chunks.length} chunks, response ${outcome.response ? 'received' : 'missing'})`,
+      );
+    } finally {
+      this.collecting.delete(key);
     }
-    if (start < data.length) this.pending.push(Buffer.from(data.subarray(start)));
   }
 }
 
@@ -454,195 +478,77 @@ export class TcpClient extends MessageClient {
   readonly transport = 'tcp' as const;
   readonly socket: net.Socket;
 
-  private constructor(socket: net.Socket, label: string) {
-    super(label);
-    this.socket = socket;
-    const splitter = new LineSplitter((line) => this.onText(line));
-    socket.on('data', (data: Buffer) => splitter.push(data));
-    socket.on('close', () => this.markClosed());
-    socket.on('error', () => this.markClosed());
+  private constructor(medium: rpc.TcpTransport, label: string) {
+    super(label, medium);
+    this.socket = medium.socket;
   }
 
-  static connect(port: number, timeoutMs = 5000, label = 'tcp'): Promise<TcpClient> {
-    return withTimeout(
-      new Promise<TcpClient>((resolve, reject) => {
-        const socket = net.connect({ port, host: HOST });
-        socket.setNoDelay(true);
-        const onError = (error: Error) => reject(error);
-        socket.once('error', onError);
-        socket.once('connect', () => {
-          socket.off('error', onError);
-          resolve(new TcpClient(socket, label));
-        });
-      }),
-      timeoutMs,
-      `tcp connect to ${port}`,
-    );
+  static async connect(port: number, timeoutMs = 5000, label = 'tcp'): Promise<TcpClient> {
+    return new TcpClient(await rpc.TcpTransport.connect({ host: HOST, port, connectTimeoutMs: timeoutMs }), label);
   }
 
-  sendText(text: string): void {
-    this.socket.write(text + '\n');
-  }
-
-  sendRaw(data: string | Buffer): void {
-    this.socket.write(data);
-  }
-
-  /** Abrupt drop: a TCP reset, no goodbye. */
-  drop(): void {
-    if (typeof this.socket.resetAndDestroy === 'function') this.socket.resetAndDestroy();
-    else this.socket.destroy();
-  }
-
-  async close(): Promise<void> {
-    if (this.socket.destroyed) return;
-    await withTimeout(
-      new Promise<void>((resolve) => {
-        this.socket.once('close', () => resolve());
-        this.socket.end();
-      }),
-      5000,
-      'tcp close',
-    ).catch(() => this.socket.destroy());
+  /** FIN, then the server's close (bounded; a reset after that). */
+  close(): Promise<void> {
+    return this.medium.close();
   }
 }
 
 export class UdpClient extends MessageClient {
   readonly transport = 'udp' as const;
   readonly socket: dgram.Socket;
-  private constructor(
-    socket: dgram.Socket,
-    private readonly port: number,
-    label: string,
-  ) {
-    super(label);
-    this.socket = socket;
-    socket.on('message', (data: Buffer) => this.onText(data.toString('utf8')));
-    socket.on('error', () => undefined);
-    socket.on('close', () => this.markClosed());
+
+  private constructor(medium: rpc.UdpTransport, label: string) {
+    super(label, medium);
+    this.socket = medium.socket;
   }
 
-  static open(port: number, label = 'udp'): Promise<UdpClient> {
-    return withTimeout(
-      new Promise<UdpClient>((resolve, reject) => {
-        const socket = dgram.createSocket('udp4');
-        socket.once('error', reject);
-        socket.bind(0, HOST, () => {
-          socket.off('error', reject);
-          resolve(new UdpClient(socket, port, label));
-        });
-      }),
-      5000,
-      'udp bind',
-    );
+  static async open(port: number, label = 'udp'): Promise<UdpClient> {
+    return new UdpClient(await rpc.UdpTransport.open({ host: HOST, port, bindAddress: HOST }), label);
   }
 
-  sendText(text: string): void {
-    this.socket.send(text, this.port, HOST);
-  }
-
-  sendRaw(data: string | Buffer): void {
-    this.socket.send(data, this.port, HOST);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await new Promise<void>((resolve) => {
-      try {
-        this.socket.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
+  close(): Promise<void> {
+    return this.medium.close();
   }
 }
 
 export class WsClient extends MessageClient {
   readonly transport = 'websocket' as const;
   readonly ws: WebSocket;
-  private constructor(ws: WebSocket, label: string) {
-    super(label);
-    this.ws = ws;
-    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-      const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
-      this.onText(isBinary ? `<binary frame of ${buffer.length} bytes>` : buffer.toString('utf8'));
-    });
-    ws.on('close', (code: number, reason: Buffer) => {
-      this.closeInfo = { code, reason: reason.toString() };
-      this.markClosed();
-    });
-    ws.on('error', () => undefined);
+
+  private constructor(medium: rpc.WebSocketTransport, label: string) {
+    super(label, medium);
+    this.ws = medium.socket;
   }
 
-  static connect(port: number, timeoutMs = 5000, label = 'ws', options: WebSocket.ClientOptions = {}): Promise<WsClient> {
-    return withTimeout(
-      new Promise<WsClient>((resolve, reject) => {
-        const ws = new WebSocket(`ws://${HOST}:${port}/`, { perMessageDeflate: false, ...options });
-        ws.once('error', reject);
-        ws.once('open', () => {
-          ws.off('error', reject);
-          resolve(new WsClient(ws, label));
-        });
-      }),
-      timeoutMs,
-      `websocket connect to ${port}`,
-    );
+  static async connect(port: number, timeoutMs = 5000, label = 'ws', options: WebSocket.ClientOptions = {}): Promise<WsClient> {
+    const medium = await rpc.WebSocketTransport.connect({ url: `ws://${HOST}:${port}/`, connectTimeoutMs: timeoutMs, clientOptions: options });
+    return new WsClient(medium, label);
   }
 
-  sendText(text: string): void {
-    this.ws.send(text);
-  }
-
-  sendRaw(data: string | Buffer): void {
-    this.ws.send(data, { binary: false });
-  }
-
-  /** Abrupt drop: the socket is destroyed without a close frame. */
-  drop(): void {
-    this.ws.terminate();
-  }
-
-  async close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.CLOSED) return;
-    await withTimeout(
-      new Promise<void>((resolve) => {
-        this.ws.once('close', () => resolve());
-        this.ws.close();
-      }),
-      5000,
-      'websocket close',
-    ).catch(() => this.ws.terminate());
+  /** A close frame, then the server's (bounded; terminated after that). */
+  close(): Promise<void> {
+    return this.medium.close();
   }
 }
 
 /** stdio: the child's stdin and stdout, as an editor or agent tool would use them. */
 export class StdioClient extends MessageClient {
   readonly transport = 'stdio' as const;
-  constructor(private readonly child: ChildProcess) {
-    super('stdio');
+
+  constructor(child: ChildProcess) {
     if (!child.stdin || !child.stdout) throw new Error('the server was not started with stdin/stdout pipes');
-    const splitter = new LineSplitter((line) => this.onText(line));
-    child.stdout.on('data', (data: Buffer) => splitter.push(data));
-    child.stdout.on('end', () => this.markClosed());
-    child.stdin.on('error', () => undefined);
-  }
-
-  sendText(text: string): void {
-    this.child.stdin!.write(text + '\n');
-  }
-
-  sendRaw(data: string | Buffer): void {
-    this.child.stdin!.write(data);
+    super('stdio', rpc.StdioTransport.ofChild(child));
   }
 
   /** Ends stdin (EOF for the server's stdio transport). */
   async close(): Promise<void> {
-    if (this.child.stdin && !this.child.stdin.writableEnded) this.child.stdin.end();
+    (this.medium as rpc.StdioTransport).end();
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP: POST / with a JSON body; SSE with Accept: text/event-stream; GET /health.
+// HTTP: POST / with a JSON body; SSE with Accept: text/event-stream; GET /health. JSON-RPC calls
+// and streams go through lib/client; raw() and sse() are plain HTTP for the suites' own checks.
 
 export interface HttpReply {
   status: number;
@@ -665,6 +571,9 @@ export class HttpClient implements RpcClient {
   readonly unparsable: string[] = [];
   readonly foreign: RpcMessage[] = [];
   private requests = new Set<http.ClientRequest>();
+  /** The lib/client transports of calls and streams in flight. */
+  private media = new Set<rpc.HttpTransport>();
+  private plainClient: rpc.RpcClient | undefined;
 
   /** keepAlive false: every request on a connection of its own, closed after the reply. */
   constructor(
@@ -672,6 +581,20 @@ export class HttpClient implements RpcClient {
     options: { keepAlive?: boolean } = {},
   ) {
     this.agent = options.keepAlive === false ? false : new http.Agent({ keepAlive: true, maxSockets: 64 });
+  }
+
+  /** The client of plain POSTs (made again after close(), which drops what is in flight). */
+  private get plain(): rpc.RpcClient {
+    if (this.plainClient === undefined || this.plainClient.closed) {
+      const medium = new rpc.HttpTransport({ url: this.url, agent: this.agent });
+      this.media.add(medium);
+      this.plainClient = new rpc.RpcClient(medium);
+    }
+    return this.plainClient;
+  }
+
+  private get url(): string {
+    return `http://${HOST}:${this.port}/`;
   }
 
   /** Any HTTP request; the body is read whole. Rejects on timeout or a socket error. */
@@ -719,11 +642,7 @@ export class HttpClient implements RpcClient {
 
   async request(method: string, params?: unknown, options: RequestOptions = {}): Promise<RpcMessage> {
     const id = options.id ?? `http-${++idCounter}`;
-    const message: Record<string, unknown> = { jsonrpc: '2.0', id, method };
-    if (params !== undefined) message.params = params;
-    const reply = await this.post(JSON.stringify(message), {}, options.timeoutMs ?? 10_000);
-    if (reply.json === undefined) throw new Error(`HTTP ${reply.status}: not a JSON reply: ${reply.text.slice(0, 200)}`);
-    return reply.json as RpcMessage;
+    return (await this.plain.call(method, params, { id, timeoutMs: options.timeoutMs ?? 10_000 })) as RpcMessage;
   }
 
   async health(): Promise<HttpReply> {
@@ -758,34 +677,22 @@ export class HttpClient implements RpcClient {
               res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, events, text: Buffer.concat(parts).toString() }));
               return;
             }
-            let buffer = '';
-            res.setEncoding('utf8');
-            res.on('data', (d: string) => {
-              buffer += d.replace(/\r\n/g, '\n');
-              let end: number;
-              while ((end = buffer.indexOf('\n\n')) >= 0) {
-                const block = buffer.slice(0, end);
-                buffer = buffer.slice(end + 2);
-                const dataLines: string[] = [];
-                let eventName: string | undefined;
-                for (const line of block.split('\n')) {
-                  if (line.startsWith(':')) continue;
-                  if (line.startsWith('data:')) dataLines.push(line.slice(5).replace(/^ /, ''));
-                  else if (line.startsWith('event:')) eventName = line.slice(6).trim();
-                }
-                if (dataLines.length === 0) continue;
-                const data = dataLines.join('\n');
+            const parser = new SseParser(64 * 1024 * 1024);
+            const sink: SseSink = {
+              event: ({ type, data }) => {
                 let json: unknown;
                 try {
                   json = JSON.parse(data);
                 } catch {
                   json = undefined;
                 }
-                const event: SseEvent = { event: eventName, data, json, at: Date.now() };
+                const event: SseEvent = { event: type === 'message' ? undefined : type, data, json, at: Date.now() };
                 events.push(event);
                 options.onEvent?.(event, req);
-              }
-            });
+              },
+              overflow: () => undefined,
+            };
+            res.on('data', (d: Buffer) => parser.push(d, sink));
             res.on('error', reject);
             res.on('aborted', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, events }));
             res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, events }));
@@ -804,53 +711,37 @@ export class HttpClient implements RpcClient {
   /** A streaming request over SSE, shaped like the message transports' streams. */
   async stream(method: string, params: unknown, options: StreamOptions = {}): Promise<StreamOutcome> {
     const id = options.id ?? `http-${++idCounter}`;
-    const outcome: StreamOutcome = { id, method, sentAt: Date.now(), chunks: [], text: '' };
     const key = JSON.stringify(id);
-    const { status, text } = await this.sse(JSON.stringify({ jsonrpc: '2.0', id, method, params }), {
-      timeoutMs: options.timeoutMs ?? 20_000,
-      onEvent: (event) => {
-        const message = event.json as RpcMessage | undefined;
-        if (!message) {
-          this.unparsable.push(event.data);
-          return;
-        }
-        if (message.method === 'rkllm_result') {
-          const chunk = message.params as ResultChunk;
-          if (JSON.stringify(chunk.request_id) !== key) {
-            this.foreign.push(message);
-            return;
-          }
-          outcome.streamId ??= chunk.stream_id;
-          outcome.chunks.push({ chunk, at: event.at });
-          if (isFinalChunk(chunk) && !outcome.final) {
-            outcome.final = chunk;
-            outcome.finalAt = event.at;
-          }
-          options.onChunk?.(chunk, outcome);
-        } else if (JSON.stringify(message.id) === key && outcome.response === undefined) {
-          outcome.response = message;
-          outcome.responseAt = event.at;
-          if (message.result?.stream_id !== undefined) outcome.streamId ??= message.result.stream_id;
-        }
-      },
+    const timeoutMs = options.timeoutMs ?? 20_000;
+    const outcome: StreamOutcome = { id, method, sentAt: Date.now(), chunks: [], text: '' };
+    options.onStart?.(outcome);
+    // A transport of its own: each stream is one exchange, and what arrives in it is its own.
+    const medium = new rpc.HttpTransport({ url: this.url, eventStream: true, agent: this.agent });
+    this.media.add(medium);
+    const client = new rpc.RpcClient(medium);
+    client.onUnparsable((text) => this.unparsable.push(text));
+    client.onMessage((message) => {
+      noteArrival(message, Date.now());
+      const chunk = message.params as ResultChunk | undefined;
+      if (message.method === 'rkllm_result' && JSON.stringify(chunk?.request_id) !== key) this.foreign.push(message as RpcMessage);
     });
-    if (text !== undefined) {
-      // Not an event stream: a plain JSON reply (an error before any stream started).
-      let json: RpcMessage | undefined;
-      try {
-        json = JSON.parse(text) as RpcMessage;
-      } catch {
-        throw new Error(`HTTP ${status}: SSE request answered with neither events nor JSON: ${text.slice(0, 200)}`);
-      }
-      outcome.response = json;
-      outcome.responseAt = Date.now();
+    let ended = false;
+    try {
+      const stream = client.stream(method, params, { id, timeoutMs, idleTimeoutMs: timeoutMs });
+      const result = await collectStream(stream, outcome, options, () => 'HTTP SSE response');
+      ended = true;
+      return result;
+    } finally {
+      this.media.delete(medium);
+      if (ended) await medium.close();
+      else medium.drop();
     }
-    outcome.text = joinChunks(outcome.chunks);
-    return outcome;
   }
 
   async close(): Promise<void> {
     for (const req of this.requests) req.destroy();
+    for (const medium of this.media) medium.drop();
+    this.media.clear();
     if (this.agent) this.agent.destroy();
   }
 }
@@ -896,6 +787,8 @@ export interface ExitInfo {
 }
 
 const liveServers = new Set<ServerProcess>();
+/** Longer stderr lines are skipped (a log line is a few hundred bytes). */
+const STDERR_LINE_BYTES = 16 * 1024 * 1024;
 
 export class ServerProcess {
   readonly child: ChildProcess;
@@ -920,8 +813,14 @@ export class ServerProcess {
         this.notify();
       });
     });
-    const splitter = new LineSplitter((line) => this.onStderrLine(line));
-    child.stderr!.on('data', (data: Buffer) => splitter.push(data));
+    const splitter = new LineSplitter(STDERR_LINE_BYTES);
+    const sink = {
+      line: (line: string) => {
+        if (line.length > 0) this.onStderrLine(line);
+      },
+      overflow: () => undefined,
+    };
+    child.stderr!.on('data', (data: Buffer) => splitter.push(data, sink));
   }
 
   get pid(): number {
