@@ -8,10 +8,10 @@ import * as path from 'path';
 import type { Logger } from 'pino';
 import { isRkllmError } from '../errors';
 import { packageRoot } from '../package-root';
-import { createLogger, createServer, createTransports, type RkllmServer, type ServerConfig } from '../serve';
+import { createLogger, createServer, createTransports, dialersFor, type RkllmServer, type ServerConfig } from '../serve';
 import type { TransportManager } from '../transports/manager';
 import type { CloseReason } from '../transports/stream-peer';
-import { settleWithin, TransportStartError } from '../transports/transport';
+import { settleWithin, TransportStartError, type ListeningAddress } from '../transports/transport';
 import { parseCommandLine } from './options';
 import { UsageError } from './usage-error';
 
@@ -85,15 +85,18 @@ class Service {
     }
     const server = this.server;
     this.transports = createTransports(server, { onStdioPeerGone: (reason) => this.stdioPeerGone(reason) });
+    let addresses: ListeningAddress[];
     try {
-      await this.transports.startAll();
+      addresses = await this.transports.startAll();
     } catch (error) {
       printError(error instanceof TransportStartError ? describeStartError(error) : error instanceof Error ? error.message : String(error));
       await settleWithin(server.shutdown(), this.config.shutdownTimeoutMs);
       this.exit(EXIT_FAILURE);
       return;
     }
-    if (this.config.enableTestHooks) for (const [name, dialer] of this.transports.dialers()) server.registerDialer(name, dialer);
+    if (this.config.enableTestHooks) {
+      for (const [name, dialer] of dialersFor(this.transports, addresses, this.config.apiKey)) server.registerDialer(name, dialer);
+    }
   }
 
   /** SIGINT/SIGTERM, or stdin ended with stdio the only transport. */

@@ -12,7 +12,7 @@ import { randomBytes } from 'crypto';
 import type { ServerCore } from '../core/core';
 import { RkllmError } from '../errors';
 import type { TransportName } from '../rpc/connection';
-import type { ClientDialer, DialedClient } from '../transports/transport';
+import type { ClientDialer, DialedClient } from './dialers';
 
 const DIAL_TIMEOUT_MS = 5000;
 const REPLY_TIMEOUT_MS = 5000;

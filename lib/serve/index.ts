@@ -17,6 +17,7 @@ import type { RkllmServer } from './types';
 export { createLogger } from './logger';
 export { defaultConfig, type ServerConfig, type TransportConfig } from './config';
 export type { ClientDialer, DialedClient, RkllmServer, ServerStats } from './types';
+export { dialersFor } from './dialers';
 
 async function openConfiguredRuntime(config: ServerConfig): Promise<Runtime> {
   try {
@@ -75,7 +76,6 @@ export function createTransports(server: RkllmServer & { readonly apiKey?: ApiKe
     },
     udpRepliesPerSecond: config.udpRepliesPerSecond,
     apiKey: server.apiKey ?? new ApiKey(config.apiKey),
-    dialKey: config.apiKey,
     logger: server.logger,
     handler: server,
     routes: server.openai,

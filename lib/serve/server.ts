@@ -10,7 +10,7 @@ import { JsonRpcFrontEnd } from '../methods';
 import { OpenAiApi } from '../openai/api';
 import type { Connection, OutgoingMessage, TransportName } from '../rpc/connection';
 import type { RequestId } from '../rpc/envelope';
-import type { ClientDialer } from '../transports/transport';
+import type { ClientDialer } from './dialers';
 import type { ServerConfig } from './config';
 import { probeConnectionDrop } from './drop-probe';
 import type { RkllmServer, ServerStats } from './types';

@@ -5,11 +5,12 @@
 import type { Logger } from 'pino';
 import type { CoreStats } from '../core/core';
 import type { TransportName } from '../rpc/connection';
-import type { ClientDialer, TransportHandler } from '../transports/transport';
+import type { TransportHandler } from '../transports/transport';
+import type { ClientDialer } from './dialers';
 import type { HttpRoutes } from '../transports/http';
 import type { ServerConfig } from './config';
 
-export type { ClientDialer, DialedClient } from '../transports/transport';
+export type { ClientDialer, DialedClient } from './dialers';
 
 export type ServerStats = CoreStats;
 

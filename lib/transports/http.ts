@@ -19,13 +19,10 @@ import type { Socket } from 'net';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
 import { invalidRequest, messageTooLarge, serialize, tooManyConnections, unauthorized } from './replies';
 import {
-  dialableHost,
   bindOnce,
   reportClosed,
   settleWithin,
   type ListeningAddress,
-  type ClientDialer,
-  type DialedClient,
   type Transport,
   type TransportContext,
   type TransportStats,
@@ -120,7 +117,6 @@ class HttpConnection implements Connection {
 
 export class HttpTransport implements Transport {
   readonly name = 'http' as const;
-  readonly dialer: ClientDialer;
 
   private readonly context: TransportContext;
   private readonly health: HealthSource;
@@ -147,7 +143,6 @@ export class HttpTransport implements Transport {
       else socket.destroy();
       context.logger.debug({ err: error, transport: this.name }, 'http client error');
     });
-    this.dialer = { dial: () => this.dial() };
   }
 
   async start(): Promise<ListeningAddress> {
@@ -328,62 +323,6 @@ export class HttpTransport implements Transport {
     reportClosed(this.context, connection, deferNotice);
   }
 
-  private dial(): Promise<DialedClient> {
-    const address = this.address;
-    if (address === undefined) return Promise.reject(new Error('http transport is not listening'));
-    const host = dialableHost(address.host);
-    const listeners: ((text: string) => void)[] = [];
-    const requests = new Set<http.ClientRequest>();
-    let dropped = false;
-    const client: DialedClient = {
-      // Each message is its own POST with an event stream back, as an SSE client would do.
-      send: (text) => {
-        if (dropped) return;
-        const request = http.request({
-          host,
-          port: address.port,
-          method: 'POST',
-          path: '/',
-          agent: false,
-          headers: {
-            'content-type': 'application/json',
-            accept: 'text/event-stream',
-            'content-length': Buffer.byteLength(text),
-            ...(this.context.dialKey === undefined ? {} : { authorization: `Bearer ${this.context.dialKey}` }),
-          },
-        });
-        requests.add(request);
-        request.on('close', () => requests.delete(request));
-        request.on('error', () => undefined);
-        request.on('response', (response) => {
-          response.on('error', () => undefined);
-          let pending = '';
-          response.setEncoding('utf8');
-          response.on('data', (chunk: string) => {
-            pending += chunk;
-            let boundary: number;
-            while ((boundary = pending.indexOf('\n\n')) !== -1) {
-              const event = pending.slice(0, boundary);
-              pending = pending.slice(boundary + 2);
-              const data = event
-                .split('\n')
-                .filter((line) => line.startsWith('data:'))
-                .map((line) => line.slice(5).trimStart())
-                .join('\n');
-              if (data !== '') listeners.forEach((listener) => listener(data));
-            }
-          });
-        });
-        request.end(text);
-      },
-      onMessage: (listener) => listeners.push(listener),
-      drop: () => {
-        dropped = true;
-        for (const request of requests) request.destroy();
-      },
-    };
-    return Promise.resolve(client);
-  }
 }
 
 function writeJson(response: http.ServerResponse, status: number, text: string, headers: http.OutgoingHttpHeaders = {}): void {

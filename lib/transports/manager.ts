@@ -10,7 +10,6 @@ import type { CloseReason } from './stream-peer';
 import { TcpTransport } from './tcp';
 import {
   formatHostPort,
-  type ClientDialer,
   type ListeningAddress,
   type Transport,
   type TransportHandler,
@@ -37,8 +36,6 @@ export interface TransportManagerOptions {
   /** UDP: replies per second to one address (0 = no cap). */
   readonly udpRepliesPerSecond: number;
   readonly apiKey: ApiKey;
-  /** The key in clear, for the dialers of test hooks. */
-  readonly dialKey?: string;
   readonly logger: Logger;
   /** The JSON-RPC front end every transport hands its messages to. */
   readonly handler: TransportHandler;
@@ -65,7 +62,6 @@ export class TransportManager {
       endpoint: { host: options.transports[name].host, port: options.transports[name].port },
       limits: options.limits,
       apiKey: options.apiKey,
-      dialKey: options.dialKey,
     });
     const enabled = START_ORDER.filter((name) => options.transports[name].enabled);
     this.transports = enabled.map((name): Transport => {
@@ -120,11 +116,9 @@ export class TransportManager {
     await Promise.all(this.transports.map((transport) => transport.stop()));
   }
 
-  /** A real client of each running transport, for test_connection_drop. */
-  dialers(): Map<TransportName, ClientDialer> {
-    const dialers = new Map<TransportName, ClientDialer>();
-    for (const transport of this.transports) dialers.set(transport.name, (transport as Transport & { dialer: ClientDialer }).dialer);
-    return dialers;
+  /** The stdio transport, when it runs (test_connection_drop attaches a peer to it). */
+  get stdio(): StdioTransport | undefined {
+    return this.transports.find((transport): transport is StdioTransport => transport instanceof StdioTransport);
   }
 
   stats(): Record<string, TransportStats> {

@@ -4,14 +4,13 @@
 // written first, and the command decides whether the process ends (only if stdio was all it
 // served).
 //
-// A process has one stdin, so the dialer cannot open a second real stdio client. It opens an
-// in-process pipe pair instead, served by the same peer code (line splitting, bounds, close),
-// which is what test_connection_drop needs to exercise.
+// A process has one stdin, so test_connection_drop cannot open a second real stdio client: it
+// attaches an in-process pipe pair instead (attachPeer), served by the same peer code (line
+// splitting, bounds, close), which is what the probe needs to exercise.
 
-import { PassThrough, type Readable, type Writable } from 'stream';
-import { LineSplitter } from '../framing/line-splitter';
+import type { Readable, Writable } from 'stream';
 import { StreamPeer, type CloseReason } from './stream-peer';
-import { settleWithin, type ClientDialer, type DialedClient, type ListeningAddress, type Transport, type TransportContext, type TransportStats } from './transport';
+import { settleWithin, type ListeningAddress, type Transport, type TransportContext, type TransportStats } from './transport';
 
 const FLUSH_BOUND_MS = 300;
 
@@ -25,7 +24,6 @@ export interface StdioOptions {
 
 export class StdioTransport implements Transport {
   readonly name = 'stdio' as const;
-  readonly dialer: ClientDialer;
 
   private readonly context: TransportContext;
   private readonly options: StdioOptions;
@@ -42,7 +40,6 @@ export class StdioTransport implements Transport {
     this.options = options;
     this.input = options.input ?? process.stdin;
     this.output = options.output ?? process.stdout;
-    this.dialer = { dial: () => this.dial() };
   }
 
   start(): Promise<ListeningAddress> {
@@ -90,21 +87,23 @@ export class StdioTransport implements Transport {
     return { connections, ...this.counters, bufferedBytes };
   }
 
-  private dial(): Promise<DialedClient> {
-    if (!this.accepting) return Promise.reject(new Error('stdio transport is stopping'));
-    const toServer = new PassThrough();
-    const toClient = new PassThrough();
+  /**
+   * Serves one more stdio peer on an in-process pipe pair: `input` is what the peer writes,
+   * `output` what it reads. Closing either side closes the peer.
+   */
+  attachPeer(input: Readable, output: Writable): void {
+    if (!this.accepting) throw new Error('stdio transport is stopping');
     const destroyBoth = (): void => {
-      toServer.destroy();
-      toClient.destroy();
+      input.destroy();
+      output.destroy();
     };
     const peer = new StreamPeer({
-      id: `stdio#${this.nextDialNumber++} dialed`,
+      id: `stdio#${this.nextDialNumber++} attached`,
       transport: 'stdio',
-      input: toServer,
-      output: toClient,
+      input,
+      output,
       context: this.context,
-      endOutput: () => toClient.end(),
+      endOutput: () => output.end(),
       destroy: destroyBoth,
       onClosed: (closed, reason) => {
         this.dialedPeers.delete(closed);
@@ -113,18 +112,5 @@ export class StdioTransport implements Transport {
     });
     this.dialedPeers.add(peer);
     this.counters.accepted += 1;
-
-    const listeners: ((text: string) => void)[] = [];
-    const splitter = new LineSplitter(Math.max(this.context.limits.maxMessageBytes, 16 * 1024 * 1024));
-    toClient.on('data', (chunk: Buffer) =>
-      splitter.push(chunk, { line: (text) => listeners.forEach((listener) => listener(text)), overflow: () => undefined }),
-    );
-    return Promise.resolve({
-      send: (text) => {
-        if (!toServer.destroyed) toServer.write(text.endsWith('\n') ? text : text + '\n');
-      },
-      onMessage: (listener) => listeners.push(listener),
-      drop: destroyBoth,
-    });
   }
 }

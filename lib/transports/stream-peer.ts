@@ -1,5 +1,5 @@
 // One peer that speaks newline-delimited JSON over a byte stream: a TCP socket, the process's
-// stdin/stdout, or the in-process pipe pair of the stdio dialer. Lines go to the handler as they
+// stdin/stdout, or an in-process pipe pair attached to the stdio transport. Lines go to the handler as they
 // complete; replies are written as lines. A peer that stops reading while its output piles up is
 // cut off; one that half-closes (end of stdin, a TCP FIN) gets the replies to what it already
 // sent, then is closed.

@@ -3,17 +3,13 @@
 // up another.
 
 import * as net from 'net';
-import { LineSplitter } from '../framing/line-splitter';
 import { serialize, tooManyConnections } from './replies';
 import { StreamPeer, type CloseReason } from './stream-peer';
 import {
-  dialableHost,
   formatHostPort,
   bindOnce,
   settleWithin,
   type ListeningAddress,
-  type ClientDialer,
-  type DialedClient,
   type Transport,
   type TransportContext,
   type TransportStats,
@@ -27,7 +23,6 @@ const STOP_BOUND_MS = 500;
 
 export class TcpTransport implements Transport {
   readonly name = 'tcp' as const;
-  readonly dialer: ClientDialer;
 
   private readonly context: TransportContext;
   private readonly server: net.Server;
@@ -41,7 +36,6 @@ export class TcpTransport implements Transport {
     this.context = context;
     // Half-open allowed: a peer that shuts down its sending side still gets its replies.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.admit(socket));
-    this.dialer = { dial: () => this.dial() };
   }
 
   async start(): Promise<ListeningAddress> {
@@ -104,29 +98,4 @@ export class TcpTransport implements Transport {
     this.context.logger.debug({ transport: this.name, connection: peer.id, reason }, 'tcp connection closed');
   }
 
-  private dial(): Promise<DialedClient> {
-    const address = this.address;
-    if (address === undefined) return Promise.reject(new Error('tcp transport is not listening'));
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: dialableHost(address.host), port: address.port, noDelay: true });
-      const listeners: ((text: string) => void)[] = [];
-      // Replies can be large (rkllm_list_functions); the client side is bounded generously.
-      const splitter = new LineSplitter(Math.max(this.context.limits.maxMessageBytes, 16 * 1024 * 1024));
-      socket.on('data', (chunk: Buffer) =>
-        splitter.push(chunk, { line: (text) => listeners.forEach((listener) => listener(text)), overflow: () => undefined }),
-      );
-      socket.once('error', reject);
-      socket.once('connect', () => {
-        socket.removeListener('error', reject);
-        socket.on('error', () => undefined);
-        resolve({
-          send: (text) => {
-            if (!socket.destroyed) socket.write(text.endsWith('\n') ? text : text + '\n');
-          },
-          onMessage: (listener) => listeners.push(listener),
-          drop: () => socket.destroy(),
-        });
-      });
-    });
-  }
 }

@@ -65,22 +65,6 @@ export interface TransportContext {
   readonly limits: TransportLimits;
   /** Checked on HTTP requests and WebSocket upgrades (Bearer); TCP and UDP carry it in the message. */
   readonly apiKey: ApiKey;
-  /** The key in clear, for the clients the server dials to itself (test hooks only). */
-  readonly dialKey?: string;
-}
-
-/** A real client of one transport, opened by the server to itself (test hooks only). */
-export interface DialedClient {
-  /** Sends one message: a line (stdio/TCP), a datagram, a frame, or an HTTP body (SSE). */
-  send(text: string): void;
-  /** Every message the server sends back, as text. */
-  onMessage(listener: (text: string) => void): void;
-  /** Drops the connection abruptly: no goodbye, as a crashed client would. */
-  drop(): void;
-}
-
-export interface ClientDialer {
-  dial(): Promise<DialedClient>;
 }
 
 /**

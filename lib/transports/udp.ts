@@ -21,14 +21,11 @@ import { isErrorResponse, readEnvelope, type RequestId } from '../rpc/envelope';
 import { RkllmError } from '../errors';
 import { isRequestId, isResponse, messageTooLarge, serialize, tooManyConnections } from './replies';
 import {
-  dialableHost,
   formatHostPort,
   bindOnce,
   reportClosed,
   settleWithin,
   type ListeningAddress,
-  type ClientDialer,
-  type DialedClient,
   type Transport,
   type TransportContext,
   type TransportStats,
@@ -121,7 +118,6 @@ class ReplyBudget {
 
 export class UdpTransport implements Transport {
   readonly name = 'udp' as const;
-  readonly dialer: ClientDialer;
 
   private readonly context: TransportContext;
   private readonly socket: dgram.Socket;
@@ -142,7 +138,6 @@ export class UdpTransport implements Transport {
     this.socket.on('message', (datagram, sender) => this.receive(datagram, sender));
     const perSecond = repliesPerSecond;
     this.budget = perSecond > 0 ? new ReplyBudget(perSecond) : undefined;
-    this.dialer = { dial: () => this.dial() };
   }
 
   async start(): Promise<ListeningAddress> {
@@ -344,36 +339,6 @@ export class UdpTransport implements Transport {
     }
   }
 
-  private dial(): Promise<DialedClient> {
-    const address = this.address;
-    if (address === undefined) return Promise.reject(new Error('udp transport is not listening'));
-    const host = dialableHost(address.host);
-    const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-    const listeners: ((text: string) => void)[] = [];
-    socket.on('message', (datagram) => {
-      const text = datagram.toString('utf8');
-      for (const listener of listeners) listener(text);
-    });
-    socket.on('error', () => undefined);
-    let dropped = false;
-    return new Promise((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, host, () => {
-        socket.removeListener('error', reject);
-        resolve({
-          send: (text) => {
-            if (!dropped) socket.send(text, address.port, host);
-          },
-          onMessage: (listener) => listeners.push(listener),
-          drop: () => {
-            if (dropped) return;
-            dropped = true;
-            socket.close();
-          },
-        });
-      });
-    });
-  }
 }
 
 /** A valid JSON-RPC request, or a batch holding at least one: what makes an address known. */

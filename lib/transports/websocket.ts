@@ -12,14 +12,11 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
 import { invalidRequest, serialize, tooManyConnections, unauthorized } from './replies';
 import {
-  dialableHost,
   formatHostPort,
   bindOnce,
   reportClosed,
   settleWithin,
   type ListeningAddress,
-  type ClientDialer,
-  type DialedClient,
   type Transport,
   type TransportContext,
   type TransportStats,
@@ -83,7 +80,6 @@ class WebSocketPeer implements Connection {
 
 export class WebSocketTransport implements Transport {
   readonly name = 'websocket' as const;
-  readonly dialer: ClientDialer;
 
   private readonly context: TransportContext;
   private readonly httpServer: http.Server;
@@ -113,7 +109,6 @@ export class WebSocketTransport implements Transport {
     });
     this.httpServer.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(request, socket, head));
     this.httpServer.on('clientError', (_error, socket) => socket.destroy());
-    this.dialer = { dial: () => this.dial() };
   }
 
   async start(): Promise<ListeningAddress> {
@@ -245,33 +240,6 @@ export class WebSocketTransport implements Transport {
     }
   }
 
-  private dial(): Promise<DialedClient> {
-    const address = this.address;
-    if (address === undefined) return Promise.reject(new Error('websocket transport is not listening'));
-    const url = `ws://${formatHostPort(dialableHost(address.host), address.port)}/`;
-    return new Promise((resolve, reject) => {
-      const key = this.context.dialKey;
-      const headers = key === undefined ? undefined : { authorization: `Bearer ${key}` };
-      const ws = new WebSocket(url, { perMessageDeflate: false, headers });
-      const listeners: ((text: string) => void)[] = [];
-      ws.on('message', (data: WebSocket.RawData) => {
-        const text = rawDataToString(data);
-        for (const listener of listeners) listener(text);
-      });
-      ws.once('error', reject);
-      ws.once('open', () => {
-        ws.removeListener('error', reject);
-        ws.on('error', () => undefined);
-        resolve({
-          send: (text) => {
-            if (ws.readyState === WebSocket.OPEN) ws.send(text);
-          },
-          onMessage: (listener) => listeners.push(listener),
-          drop: () => ws.terminate(),
-        });
-      });
-    });
-  }
 }
 
 function rawDataToString(data: WebSocket.RawData): string {
