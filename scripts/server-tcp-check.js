@@ -4,12 +4,13 @@
 // listening line in the stderr log file, sends one `rkllm_run` of "count to 20" over TCP and
 // checks the answer is exactly "1, 2, ..., 20". Used by scripts/arm64-qemu-check.sh (the server
 // runs under qemu, this client on the build machine) and by test/package/pack-install.test.ts.
-// Plain CommonJS that Node 18 runs as it is (Debian bookworm's arm64 nodejs).
+// Plain CommonJS that Node 18 runs as it is (Debian bookworm's arm64 nodejs); the client is the
+// package's own (lib/client), from this checkout's dist/.
 //
 // usage: server-tcp-check.js STDERR_LOG_FILE [TIMEOUT_MS]
 
 const fs = require('fs');
-const net = require('net');
+const path = require('path');
 
 const COUNT = 20;
 const EXPECTED_TEXT = Array.from({ length: COUNT }, (_, i) => String(i + 1)).join(', ');
@@ -48,37 +49,21 @@ async function waitForTcpListening(logFile, deadline) {
   }
 }
 
+/** The package's own client (dist/lib/client, built by npm run build on this machine). */
+function packageClient() {
+  return require(path.join(__dirname, '..', 'dist', 'lib', 'client'));
+}
+
 /** Sends one JSON-RPC request over a fresh TCP connection and resolves with its reply. */
-function requestOverTcp(address, request, deadline) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(address);
-    let buffered = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no reply to ${request.method} over tcp in time`));
-    }, Math.max(0, deadline - Date.now()));
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(JSON.stringify(request) + '\n'));
-    socket.on('data', (data) => {
-      buffered += data;
-      let newline;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        if (line.trim() === '') continue;
-        const message = JSON.parse(line);
-        if (message.id === request.id) {
-          clearTimeout(timer);
-          socket.end();
-          resolve(message);
-        }
-      }
-    });
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
+async function requestOverTcp(address, request, deadline) {
+  const { TcpTransport, RpcClient } = packageClient();
+  const timeoutMs = Math.max(1, deadline - Date.now());
+  const client = new RpcClient(await TcpTransport.connect({ host: address.host, port: address.port, connectTimeoutMs: timeoutMs }));
+  try {
+    return await client.call(request.method, request.params, { id: request.id, timeoutMs: Math.max(1, deadline - Date.now()) });
+  } finally {
+    await client.close();
+  }
 }
 
 /** The whole check; resolves with the answer's text, rejects with what went wrong. */

@@ -8,10 +8,9 @@
 // - udp: a socket that sent one rkllm_createDefaultParam and got the reply, so the server knows it.
 // Usage: node idle-connections.js --transport tcp|udp|http|ws --port P --steps 1000,2000,...
 
-import * as dgram from 'dgram';
 import * as net from 'net';
 import * as readline from 'readline';
-import WebSocket from 'ws';
+import { TcpTransport, UdpTransport, WebSocketTransport, type ClientTransport } from '../../lib/client';
 import { argument } from '../arguments';
 
 const transport = argument('transport');
@@ -23,36 +22,39 @@ const PARALLEL = 200;
 const closers: Array<() => void> = [];
 let failure: string | undefined;
 
-function openOne(): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
-    const done = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    if (transport === 'tcp' || transport === 'http') {
-      const socket = net.connect({ host, port }, done);
-      socket.on('error', (error) => reject(error));
+/** The package's own client medium, held open. */
+function hold(medium: ClientTransport): void {
+  medium.onClose(() => (failure ??= 'the server closed a connection'));
+  closers.push(() => medium.drop());
+}
+
+async function openOne(): Promise<void> {
+  if (transport === 'http') {
+    // Below the client library on purpose: a socket with no request on it yet.
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect({ host, port }, resolve);
+      socket.on('error', reject);
       socket.on('close', () => (failure ??= 'the server closed a connection'));
       closers.push(() => socket.destroy());
-    } else if (transport === 'ws') {
-      const socket = new WebSocket(`ws://${host}:${port}/`, { perMessageDeflate: false });
-      socket.on('open', done);
-      socket.on('error', (error) => reject(error));
-      socket.on('close', () => (failure ??= 'the server closed a connection'));
-      closers.push(() => socket.terminate());
-    } else if (transport === 'udp') {
-      const socket = dgram.createSocket('udp4');
-      socket.on('message', (message) => {
-        if (message.toString().includes('"error"')) reject(new Error(message.toString().slice(0, 200)));
-        else done();
-      });
-      socket.bind(0, host, () => socket.send('{"jsonrpc":"2.0","id":1,"method":"rkllm_createDefaultParam"}', port, host));
-      closers.push(() => socket.close());
-    } else {
-      reject(new Error(`unknown transport ${transport}`));
-    }
+    });
+    return;
+  }
+  if (transport === 'tcp') return hold(await TcpTransport.connect({ host, port }));
+  if (transport === 'ws') return hold(await WebSocketTransport.connect({ url: `ws://${host}:${port}/` }));
+  if (transport !== 'udp') throw new Error(`unknown transport ${transport}`);
+  const medium = await UdpTransport.open({ host, port });
+  // The server knows a UDP peer once it has answered one of its requests.
+  const answered = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
+    medium.onText((text) => {
+      clearTimeout(timer);
+      if (text.includes('"error"')) reject(new Error(text.slice(0, 200)));
+      else resolve();
+    });
   });
+  await medium.send('{"jsonrpc":"2.0","id":1,"method":"rkllm_createDefaultParam"}');
+  closers.push(() => medium.drop());
+  await answered;
 }
 
 async function openUpTo(target: number): Promise<void> {

@@ -8,9 +8,7 @@
 //          --clients N --seconds S
 
 import { spawn } from 'child_process';
-import * as dgram from 'dgram';
-import * as net from 'net';
-import WebSocket from 'ws';
+import { StdioTransport, TcpTransport, UdpTransport, WebSocketTransport, type ClientTransport } from '../../lib/client';
 import { argument } from '../arguments';
 
 const transport = argument('transport');
@@ -54,21 +52,23 @@ function clientOf(reply: string): number {
   return parsed.id % clientCount;
 }
 
-/** Calls onLine for each complete line of a byte stream. */
-function onLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-  let pending = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (data: string) => {
-    pending += data;
-    let start = 0;
-    let newline = pending.indexOf('\n');
-    while (newline !== -1) {
-      if (newline > start) onLine(pending.slice(start, newline));
-      start = newline + 1;
-      newline = pending.indexOf('\n', start);
-    }
-    pending = pending.slice(start);
-  });
+/** One client medium of the package's own client (lib/client). */
+function openMedium(host: string, port: number): Promise<ClientTransport> {
+  switch (transport) {
+    case 'tcp':
+      return TcpTransport.connect({ host, port });
+    case 'ws':
+      return WebSocketTransport.connect({ url: `ws://${host}:${port}/` });
+    case 'udp':
+      return UdpTransport.open({ host, port });
+    default:
+      return Promise.reject(new Error(`unknown transport ${transport}`));
+  }
+}
+
+/** Sends without waiting: a closed loop only cares about the reply. */
+function post(medium: ClientTransport, text: string): void {
+  medium.send(text).catch(() => undefined);
 }
 
 /** Starts the clients; resolves when all are connected. Returns a function that closes them. */
@@ -77,102 +77,62 @@ async function startClients(): Promise<() => void> {
   if (transport === 'stdio') {
     const command = JSON.parse(argument('command')) as string[];
     const child = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', 'ignore'] });
+    const medium = StdioTransport.ofChild(child);
     const ready = new Promise<void>((resolve) => {
       let first = true;
-      onLines(child.stdout, (line) => {
+      medium.onText((line) => {
         if (first) {
           first = false;
           resolve();
           return;
         }
         const client = clientOf(line);
-        if (received(client)) child.stdin.write(request(client) + '\n');
+        if (received(client)) post(medium, request(client));
       });
     });
     // One request before the load starts: the server answers once it is up.
-    child.stdin.write('{"jsonrpc":"2.0","id":0,"method":"rkllm_createDefaultParam"}\n');
+    post(medium, '{"jsonrpc":"2.0","id":0,"method":"rkllm_createDefaultParam"}');
     await ready;
-    let batch = '';
-    for (let client = 0; client < clientCount; client++) batch += request(client) + '\n';
-    child.stdin.write(batch);
+    for (let client = 0; client < clientCount; client++) post(medium, request(client));
     return () => {
-      child.stdin.end();
+      void medium.close();
       setTimeout(() => child.kill('SIGKILL'), 2000).unref();
     };
   }
   const port = Number(argument('port'));
-  if (transport === 'tcp') {
-    const sockets = await Promise.all(
-      Array.from(
-        { length: clientCount },
-        (_, client) =>
-          new Promise<net.Socket>((resolve, reject) => {
-            const socket = net.connect({ host, port, noDelay: true }, () => resolve(socket));
-            socket.on('error', reject);
-            onLines(socket, (line) => {
-              if (received(clientOf(line))) socket.write(request(client) + '\n');
-            });
-          }),
-      ),
+  const media = await Promise.all(Array.from({ length: clientCount }, () => openMedium(host, port)));
+  if (transport !== 'udp') {
+    media.forEach((medium, client) =>
+      medium.onText((text) => {
+        if (received(clientOf(text))) post(medium, request(client));
+      }),
     );
-    sockets.forEach((socket, client) => socket.write(request(client) + '\n'));
-    return () => sockets.forEach((socket) => socket.destroy());
+    media.forEach((medium, client) => post(medium, request(client)));
+    return () => media.forEach((medium) => medium.drop());
   }
-  if (transport === 'ws') {
-    const sockets = await Promise.all(
-      Array.from(
-        { length: clientCount },
-        (_, client) =>
-          new Promise<WebSocket>((resolve, reject) => {
-            const socket = new WebSocket(`ws://${host}:${port}/`, { perMessageDeflate: false });
-            socket.on('open', () => resolve(socket));
-            socket.on('error', reject);
-            socket.on('message', (data) => {
-              if (received(clientOf(data.toString()))) socket.send(request(client));
-            });
-          }),
-      ),
-    );
-    sockets.forEach((socket, client) => socket.send(request(client)));
-    return () => sockets.forEach((socket) => socket.terminate());
-  }
-  if (transport === 'udp') {
-    const timers: NodeJS.Timeout[] = [];
-    const sockets = await Promise.all(
-      Array.from(
-        { length: clientCount },
-        () =>
-          new Promise<dgram.Socket>((resolve) => {
-            const socket = dgram.createSocket('udp4');
-            socket.bind(0, host, () => resolve(socket));
-          }),
-      ),
-    );
-    const send = (client: number): void => {
-      clearTimeout(timers[client]);
-      timers[client] = setTimeout(() => {
-        if (stopping) return;
-        if (measuring) lost++;
-        send(client);
-      }, UDP_TIMEOUT_MS);
-      sockets[client].send(request(client), port, host);
-    };
-    sockets.forEach((socket, client) => {
-      socket.on('message', (message) => {
-        // A late reply to a datagram already given up on is ignored: its client has moved on.
-        const text = message.toString('utf8');
-        if (clientOf(text) !== client) return;
-        if (received(client)) send(client);
-        else clearTimeout(timers[client]);
-      });
+  const timers: NodeJS.Timeout[] = [];
+  const send = (client: number): void => {
+    clearTimeout(timers[client]);
+    timers[client] = setTimeout(() => {
+      if (stopping) return;
+      if (measuring) lost++;
+      send(client);
+    }, UDP_TIMEOUT_MS);
+    post(media[client], request(client));
+  };
+  media.forEach((medium, client) => {
+    medium.onText((text) => {
+      // A late reply to a datagram already given up on is ignored: its client has moved on.
+      if (clientOf(text) !== client) return;
+      if (received(client)) send(client);
+      else clearTimeout(timers[client]);
     });
-    sockets.forEach((_, client) => send(client));
-    return () => {
-      timers.forEach((timer) => clearTimeout(timer));
-      sockets.forEach((socket) => socket.close());
-    };
-  }
-  throw new Error(`unknown transport ${transport}`);
+  });
+  media.forEach((_, client) => send(client));
+  return () => {
+    timers.forEach((timer) => clearTimeout(timer));
+    media.forEach((medium) => medium.drop());
+  };
 }
 
 function percentile(sorted: number[], fraction: number): number {

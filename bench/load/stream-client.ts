@@ -1,4 +1,4 @@
-// Load client for the streaming benchmark, over TCP or WebSocket.
+// Load client for the streaming benchmark, over TCP, WebSocket or HTTP (an SSE event stream).
 // --mode throughput: --clients connections each start one streaming rkllm_run of --prompt at once;
 //   prints the tokens delivered to all of them per second (first send to last final reply).
 //   Notifications are recognised by their first bytes, not parsed, so the client costs little.
@@ -6,11 +6,10 @@
 //   --enable-test-hooks, whose token notifications carry callback_us (the runtime's callback,
 //   CLOCK_MONOTONIC). Per token: receipt minus callback_us. Per run: the time-to-first-token the
 //   client saw minus the runtime's own prefill time (perf.prefill_time_ms of the last notification).
-// Usage: node stream-client.js --transport tcp|ws --port P --mode throughput|latency
+// Usage: node stream-client.js --transport tcp|ws|http --port P --mode throughput|latency
 //          --prompt TEXT [--clients N] [--runs R] [--handle H [--context N]]
 
-import * as net from 'net';
-import WebSocket from 'ws';
+import { HttpTransport, TcpTransport, WebSocketTransport, type ClientTransport } from '../../lib/client';
 import { argument } from '../arguments';
 
 const transport = argument('transport');
@@ -32,49 +31,32 @@ interface MessagePipe {
   close(): void;
 }
 
-function openPipe(): Promise<MessagePipe> {
-  return new Promise((resolve, reject) => {
-    if (transport === 'tcp') {
-      const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
-      let handler: (text: string) => void = () => undefined;
-      let pending = '';
-      socket.setEncoding('utf8');
-      socket.on('data', (data: string) => {
-        pending += data;
-        let start = 0;
-        let newline = pending.indexOf('\n');
-        while (newline !== -1) {
-          handler(pending.slice(start, newline));
-          start = newline + 1;
-          newline = pending.indexOf('\n', start);
-        }
-        pending = pending.slice(start);
-      });
-      socket.on('error', reject);
-      socket.on('connect', () =>
-        resolve({
-          send: (text) => socket.write(text + '\n'),
-          onMessage: (next) => (handler = next),
-          close: () => socket.destroy(),
-        }),
-      );
-    } else if (transport === 'ws') {
-      const socket = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
-      // One listener whose handler is swapped, as for TCP: each run installs its own handler.
-      let handler: (text: string) => void = () => undefined;
-      socket.on('message', (data) => handler(data.toString()));
-      socket.on('error', reject);
-      socket.on('open', () =>
-        resolve({
-          send: (text) => socket.send(text),
-          onMessage: (next) => (handler = next),
-          close: () => socket.terminate(),
-        }),
-      );
-    } else {
-      reject(new Error(`unknown transport ${transport}`));
-    }
-  });
+/** The package's own client medium (lib/client); texts are matched by prefix, not parsed. */
+async function openMedium(): Promise<ClientTransport> {
+  const host = '127.0.0.1';
+  switch (transport) {
+    case 'tcp':
+      return TcpTransport.connect({ host, port });
+    case 'ws':
+      return WebSocketTransport.connect({ url: `ws://${host}:${port}/` });
+    case 'http':
+      // Each request is its own POST with an event stream back, as an SSE client does.
+      return new HttpTransport({ url: `http://${host}:${port}/`, eventStream: true });
+    default:
+      throw new Error(`unknown transport ${transport}`);
+  }
+}
+
+async function openPipe(): Promise<MessagePipe> {
+  const medium = await openMedium();
+  // One listener whose handler is swapped: each run installs its own handler.
+  let handler: (text: string) => void = () => undefined;
+  medium.onText((text) => handler(text));
+  return {
+    send: (text) => void medium.send(text).catch((error: unknown) => console.error(error)),
+    onMessage: (next) => (handler = next),
+    close: () => medium.drop(),
+  };
 }
 
 const handle = process.argv.includes('--handle') ? argument('handle') : undefined;
@@ -191,7 +173,8 @@ setTimeout(() => {
 }, 120_000).unref();
 
 (mode === 'latency' ? latency() : throughput())
-  .then(() => setTimeout(() => process.exit(0), 50))
+  // stdout may be a pipe (the bench reads it): exit once the result line is written.
+  .then(() => process.stdout.write('', () => process.exit(0)))
   .catch((error: unknown) => {
     console.error(error);
     process.exit(1);

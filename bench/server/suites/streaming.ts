@@ -1,4 +1,4 @@
-// Suite: streaming over TCP and WebSocket. Throughput: tokens per second delivered from a
+// Suite: streaming over TCP, WebSocket and HTTP (SSE). Throughput: tokens per second delivered from a
 // sim:instant model to one client and to many at once, with the server's CPU use over each run.
 // Latency: per-token delay and added time-to-first-token on the RK3588 profile, from the
 // callback_us stamps of --enable-test-hooks. The load client is bench/load/stream-client.ts.
@@ -33,7 +33,7 @@ export interface StreamingFigures {
   latency: StreamLatencyRow[];
 }
 
-const STREAM_TRANSPORTS = ['tcp', 'ws'] as const;
+const STREAM_TRANSPORTS = ['tcp', 'ws', 'http'] as const;
 /** The model the throughput clients load with rkllm_init (see stream-client's --handle). */
 const THROUGHPUT_HANDLE = 'bench';
 export const PACED_MODEL = 'sim:rk3588-qwen2.5-1.5b';
@@ -46,7 +46,9 @@ async function measureThroughput(settings: Settings): Promise<StreamThroughputRo
   // The runs of many clients at once queue on the one model: the queue must hold them all.
   const queue = String(Math.max(128, ...settings.streamCases.map((entry) => entry.clients * 2)));
   await withServer(
-    () => startOurServer([...STREAM_TRANSPORTS], ['--max-queue', queue]),
+    // sim:instant produces faster than any client reads: a generous bound on what waits unread
+    // keeps the server from cutting the reader off (the bound itself is tested, not measured, here).
+    () => startOurServer([...STREAM_TRANSPORTS], ['--max-queue', queue, '--max-buffered-bytes', String(512 * 1024 * 1024)]),
     async (server) => {
       const pid = server.child.pid!;
       for (const transport of STREAM_TRANSPORTS) {
