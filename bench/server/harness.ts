@@ -107,18 +107,26 @@ export interface RunningServer {
 }
 
 /** The rkllm-serve arguments that run the emulated runtime with only `transports` on. */
-export function ourServerArgs(transports: readonly TransportName[], extraArgs: string[] = []): string[] {
+export function ourServerArgs(transports: readonly TransportName[], extraArgs: string[] = [], bin = BIN): string[] {
   const disabled = TRANSPORTS.filter((name) => !transports.includes(name)).map((name) => DISABLE_FLAG[name]);
-  return [BIN, '--runtime', 'sim', ...disabled, ...extraArgs];
+  return [bin, '--runtime', 'sim', ...disabled, ...extraArgs];
 }
 
 export function baselineArgs(transport: TransportName, replyBytes: number): string[] {
   return [path.join(DIST_BENCH, 'baselines', 'bare-server.js'), '--transport', transport, '--reply-bytes', String(replyBytes)];
 }
 
-/** Starts rkllm-serve with the given network transports on free ports; resolves once each listens. */
-export async function startOurServer(transports: Exclude<TransportName, 'stdio'>[], extraArgs: string[] = [], cpu?: number): Promise<RunningServer> {
-  const [file, ...args] = nodeCommand(cpu, ourServerArgs(transports, [...PORT_FLAGS, ...extraArgs]));
+/**
+ * Starts rkllm-serve with the given network transports on free ports; resolves once each listens.
+ * `bin` is another checkout's bin/rkllm-serve for a before/after comparison.
+ */
+export async function startOurServer(
+  transports: Exclude<TransportName, 'stdio'>[],
+  extraArgs: string[] = [],
+  cpu?: number,
+  bin = BIN,
+): Promise<RunningServer> {
+  const [file, ...args] = nodeCommand(cpu, ourServerArgs(transports, [...PORT_FLAGS, ...extraArgs], bin));
   const child = spawnTracked(file, args, ['ignore', 'ignore', 'pipe']);
   const ports: Partial<Record<TransportName, number>> = {};
   try {
