@@ -140,8 +140,11 @@ export class Scheduler {
     try {
       if (job.spec.streaming) {
         for await (const chunk of run) {
-          if (job.settled) break; // answered early: stop keeping chunks (this also cancels the run)
-          job.spec.onChunk?.(chunk);
+          if (!job.settled) job.spec.onChunk?.(chunk);
+          // Answered early (a stop sequence or token budget in onChunk, or a cancel): leaving the
+          // loop cancels the run now. Waiting for the next token to notice would hold the model,
+          // and the request queued behind, for one more decode step.
+          if (job.settled) break;
         }
       }
       outcome = { kind: 'finished', result: toWireResult(await run) };
