@@ -102,16 +102,19 @@ export class Job {
    * and stops its native run; the model is free again once that run has really ended.
    */
   finishEarly(result: WireRunResult): boolean {
-    if (!this.settle({ kind: 'finished', result })) return false;
-    this.run?.cancel();
-    return true;
+    return this.settle({ kind: 'finished', result });
   }
 
-  /** First call wins; returns whether this call settled the job. */
+  /**
+   * First call wins; returns whether this call settled the job. A job answered while its run goes
+   * on stops that run at once, so the model is free for the next job as soon as the runtime lets
+   * go (not a decode step later); a run that has ended ignores the cancel.
+   */
   settle(outcome: JobOutcome): boolean {
     if (this.outcome !== undefined) return false;
     this.outcome = outcome;
     this.state = 'done';
+    this.run?.cancel();
     this.spec.onSettled?.(outcome);
     this.#resolve(outcome);
     return true;
