@@ -9,7 +9,7 @@ import type { ServerCore } from '../core/core';
 import type { StreamSink } from '../core/sessions';
 import type { Stream, StreamChunk } from '../core/stream';
 import { RkllmError } from '../errors';
-import { sendAll, type Connection, type MessageHandler, type OutgoingMessage } from '../rpc/connection';
+import { SerializedMessage, sendAll, type Connection, type MessageHandler, type OutgoingMessage } from '../rpc/connection';
 import { describeMethods } from '../rpc/define';
 import { RpcEngine } from '../rpc/engine';
 import { failure, type RequestId } from '../rpc/envelope';
@@ -38,6 +38,8 @@ export class JsonRpcFrontEnd implements MessageHandler {
   readonly #logger: Logger;
   readonly #engine: RpcEngine<MethodContext>;
   readonly #sinks = new WeakMap<Connection, StreamSink>();
+  /** Per stream, the JSON every one of its token notifications starts with. */
+  readonly #heads = new WeakMap<Stream, string>();
 
   constructor(options: JsonRpcFrontEndOptions) {
     const { core, logger, apiKey } = options;
@@ -111,12 +113,35 @@ export class JsonRpcFrontEnd implements MessageHandler {
     const messages: OutgoingMessage[] = new Array<OutgoingMessage>(chunks.length);
     for (let index = 0; index < chunks.length; index++) {
       const chunk = chunks[index];
-      const params =
-        chunk.error === undefined
-          ? { stream_id: stream.id, request_id: stream.requestId, ...chunk }
-          : { stream_id: stream.id, request_id: stream.requestId, ...chunk, error: toRpcError(asClientWrote(chunk.error, stream.job)).toJSON() };
-      messages[index] = { jsonrpc: '2.0', method: 'rkllm_result', params };
+      messages[index] = isPlainToken(chunk) ? this.#tokenNotification(stream, chunk) : resultNotification(stream, chunk);
     }
     return messages;
   }
+
+  /**
+   * A token's notification written from a template: the same JSON as resultNotification (same
+   * members, same order), without an object per token to build and stringify on the hot path.
+   */
+  #tokenNotification(stream: Stream, chunk: StreamChunk): SerializedMessage {
+    let head = this.#heads.get(stream);
+    if (head === undefined) {
+      head = `{"jsonrpc":"2.0","method":"rkllm_result","params":{"stream_id":${JSON.stringify(stream.id)},"request_id":${JSON.stringify(stream.requestId)},"seq":`;
+      this.#heads.set(stream, head);
+    }
+    const stamp = chunk.callback_us === undefined ? '' : `,"callback_us":${JSON.stringify(chunk.callback_us)}`;
+    return new SerializedMessage(`${head}${chunk.seq},"state":${chunk.state},"text":${JSON.stringify(chunk.text)},"token_id":${chunk.token_id}${stamp}}}`);
+  }
+}
+
+/** A token in the middle of a stream: nothing but seq, state, text, token_id (and callback_us). */
+function isPlainToken(chunk: StreamChunk): boolean {
+  return chunk.perf === undefined && chunk.error === undefined && chunk.aborted === undefined && chunk.reason === undefined;
+}
+
+function resultNotification(stream: Stream, chunk: StreamChunk): OutgoingMessage {
+  const params =
+    chunk.error === undefined
+      ? { stream_id: stream.id, request_id: stream.requestId, ...chunk }
+      : { stream_id: stream.id, request_id: stream.requestId, ...chunk, error: toRpcError(asClientWrote(chunk.error, stream.job)).toJSON() };
+  return { jsonrpc: '2.0', method: 'rkllm_result', params };
 }

@@ -6,8 +6,25 @@
 export const TRANSPORT_NAMES = ['stdio', 'tcp', 'udp', 'http', 'websocket'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
 
-/** A JSON-RPC message or batch, already serialisable with JSON.stringify. */
-export type OutgoingMessage = Record<string, unknown> | Record<string, unknown>[];
+/**
+ * A message whose JSON text the sender wrote itself (the token notifications: one template per
+ * stream, so no object per token is built and stringified). A transport sends `text` as it is;
+ * anything else that serialises it with JSON.stringify gets the same JSON through toJSON.
+ */
+export class SerializedMessage {
+  readonly text: string;
+
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  toJSON(): unknown {
+    return JSON.parse(this.text) as unknown;
+  }
+}
+
+/** A JSON-RPC message or batch, serialisable with JSON.stringify, or one already serialised. */
+export type OutgoingMessage = Record<string, unknown> | Record<string, unknown>[] | SerializedMessage;
 
 export interface Connection {
   /** Unique for the life of the process, e.g. "tcp#12 127.0.0.1:53122". */

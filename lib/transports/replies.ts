@@ -4,7 +4,7 @@
 // front end behind it renders it with its own error table, so clients see one set of codes.
 
 import { RkllmError } from '../errors';
-import type { OutgoingMessage } from '../rpc/connection';
+import { SerializedMessage, type OutgoingMessage } from '../rpc/connection';
 import { failure, type RequestId } from '../rpc/envelope';
 import { INTERNAL_ERROR, INVALID_REQUEST, RpcError } from '../rpc/errors';
 import type { TransportHandler } from './transport';
@@ -31,6 +31,7 @@ export function invalidRequest(reason: string): OutgoingMessage {
  * (a BigInt, a cycle) must cost one internal-error reply, not the connection or the process.
  */
 export function serialize(message: OutgoingMessage): string {
+  if (message instanceof SerializedMessage) return message.text;
   try {
     return JSON.stringify(message);
   } catch (error) {

@@ -16,7 +16,7 @@
 
 import * as dgram from 'dgram';
 import * as net from 'net';
-import type { Connection, OutgoingMessage } from '../rpc/connection';
+import { SerializedMessage, type Connection, type OutgoingMessage } from '../rpc/connection';
 import { isErrorResponse, readEnvelope, type RequestId } from '../rpc/envelope';
 import { RkllmError } from '../errors';
 import { isRequestId, isResponse, messageTooLarge, serialize, tooManyConnections } from './replies';
@@ -363,5 +363,7 @@ function replacementForOversize(context: TransportContext, message: OutgoingMess
     const errors = message.filter(isResponse).map((response) => tooLarge(isRequestId(response.id) ? response.id : null));
     return errors.length > 0 ? errors : undefined;
   }
+  // A message serialised by its sender is a notification (a token): it has no reply to replace.
+  if (message instanceof SerializedMessage) return undefined;
   return isResponse(message) ? tooLarge(isRequestId(message.id) ? message.id : null) : undefined;
 }
