@@ -8,8 +8,9 @@
 //          --clients N --seconds S
 
 import { spawn } from 'child_process';
-import { StdioTransport, TcpTransport, UdpTransport, WebSocketTransport, type ClientTransport } from '../../lib/client';
+import { StdioTransport, type ClientTransport } from '../../lib/client';
 import { argument } from '../arguments';
+import { openMedium } from './media';
 
 const transport = argument('transport');
 const clientCount = Number(argument('clients'));
@@ -52,20 +53,6 @@ function clientOf(reply: string): number {
   return parsed.id % clientCount;
 }
 
-/** One client medium of the package's own client (lib/client). */
-function openMedium(host: string, port: number): Promise<ClientTransport> {
-  switch (transport) {
-    case 'tcp':
-      return TcpTransport.connect({ host, port });
-    case 'ws':
-      return WebSocketTransport.connect({ url: `ws://${host}:${port}/` });
-    case 'udp':
-      return UdpTransport.open({ host, port });
-    default:
-      return Promise.reject(new Error(`unknown transport ${transport}`));
-  }
-}
-
 /** Sends without waiting: a closed loop only cares about the reply. */
 function post(medium: ClientTransport, text: string): void {
   medium.send(text).catch(() => undefined);
@@ -100,7 +87,7 @@ async function startClients(): Promise<() => void> {
     };
   }
   const port = Number(argument('port'));
-  const media = await Promise.all(Array.from({ length: clientCount }, () => openMedium(host, port)));
+  const media = await Promise.all(Array.from({ length: clientCount }, () => openMedium(transport, host, port)));
   if (transport !== 'udp') {
     media.forEach((medium, client) =>
       medium.onText((text) => {

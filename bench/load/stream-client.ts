@@ -9,8 +9,8 @@
 // Usage: node stream-client.js --transport tcp|ws|http --port P --mode throughput|latency
 //          --prompt TEXT [--clients N] [--runs R] [--handle H [--context N]]
 
-import { HttpTransport, TcpTransport, WebSocketTransport, type ClientTransport } from '../../lib/client';
 import { argument } from '../arguments';
+import { openMedium } from './media';
 
 const transport = argument('transport');
 const port = Number(argument('port'));
@@ -31,24 +31,9 @@ interface MessagePipe {
   close(): void;
 }
 
-/** The package's own client medium (lib/client); texts are matched by prefix, not parsed. */
-async function openMedium(): Promise<ClientTransport> {
-  const host = '127.0.0.1';
-  switch (transport) {
-    case 'tcp':
-      return TcpTransport.connect({ host, port });
-    case 'ws':
-      return WebSocketTransport.connect({ url: `ws://${host}:${port}/` });
-    case 'http':
-      // Each request is its own POST with an event stream back, as an SSE client does.
-      return new HttpTransport({ url: `http://${host}:${port}/`, eventStream: true });
-    default:
-      throw new Error(`unknown transport ${transport}`);
-  }
-}
-
 async function openPipe(): Promise<MessagePipe> {
-  const medium = await openMedium();
+  // Texts are matched by prefix, not parsed.
+  const medium = await openMedium(transport, '127.0.0.1', port);
   // One listener whose handler is swapped: each run installs its own handler.
   let handler: (text: string) => void = () => undefined;
   medium.onText((text) => handler(text));
