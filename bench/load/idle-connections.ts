@@ -13,6 +13,7 @@ import * as net from 'net';
 import * as readline from 'readline';
 import WebSocket from 'ws';
 import { argument } from '../arguments';
+import { udpHello } from './udp-hello';
 
 const transport = argument('transport');
 const port = Number(argument('port'));
@@ -43,11 +44,15 @@ function openOne(): Promise<void> {
       closers.push(() => socket.terminate());
     } else if (transport === 'udp') {
       const socket = dgram.createSocket('udp4');
-      socket.on('message', (message) => {
-        if (message.toString().includes('"error"')) reject(new Error(message.toString().slice(0, 200)));
-        else done();
+      socket.bind(0, host, () => {
+        udpHello(socket, port, host).then(() => {
+          socket.on('message', (message) => {
+            if (message.toString().includes('"error"')) reject(new Error(message.toString().slice(0, 200)));
+            else done();
+          });
+          socket.send('{"jsonrpc":"2.0","id":1,"method":"rkllm_createDefaultParam"}', port, host);
+        }, reject);
       });
-      socket.bind(0, host, () => socket.send('{"jsonrpc":"2.0","id":1,"method":"rkllm_createDefaultParam"}', port, host));
       closers.push(() => socket.close());
     } else {
       reject(new Error(`unknown transport ${transport}`));

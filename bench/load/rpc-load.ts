@@ -12,6 +12,7 @@ import * as dgram from 'dgram';
 import * as net from 'net';
 import WebSocket from 'ws';
 import { argument } from '../arguments';
+import { udpHello } from './udp-hello';
 
 const transport = argument('transport');
 const clientCount = Number(argument('clients'));
@@ -144,7 +145,7 @@ async function startClients(): Promise<() => void> {
         () =>
           new Promise<dgram.Socket>((resolve) => {
             const socket = dgram.createSocket('udp4');
-            socket.bind(0, host, () => resolve(socket));
+            socket.bind(0, host, () => resolve(udpHello(socket, port, host).then(() => socket)));
           }),
       ),
     );

@@ -507,29 +507,57 @@ export class TcpClient extends MessageClient {
   }
 }
 
+/** The server's challenge to an address that has not yet shown it can receive (docs/transports.md, UDP). */
+export const ADDRESS_NOT_VERIFIED = -32019;
+/** A first datagram at least this long always has room for the challenge (whose id is short). */
+const HELLO_BYTES = 256;
+const HELLO_ATTEMPTS = 5;
+const HELLO_RETRY_MS = 1000;
+
+export interface UdpClientOptions {
+  /** Sent as "auth" on the handshake: with --api-key, a stranger without it gets no answer at all. */
+  apiKey?: string;
+}
+
+/**
+ * A UDP client that follows the server's handshake before its first message: a request padded to
+ * HELLO_BYTES earns the challenge and its cookie, the same request with the cookie makes this
+ * address:port a peer, and then every message goes out exactly as the test wrote it. The
+ * handshake's own datagrams never reach `received`.
+ */
 export class UdpClient extends MessageClient {
   readonly transport = 'udp' as const;
   readonly socket: dgram.Socket;
+  private verified = false;
+  private helloStarted = false;
+  private helloCookie: string | undefined;
+  private readonly helloId: string;
+  /** Messages written before the handshake finished, sent in order once it has. */
+  private readonly waiting: (string | Buffer)[] = [];
+  private helloTimer: NodeJS.Timeout | undefined;
+
   private constructor(
     socket: dgram.Socket,
     private readonly port: number,
     label: string,
+    private readonly options: UdpClientOptions,
   ) {
     super(label);
     this.socket = socket;
-    socket.on('message', (data: Buffer) => this.onText(data.toString('utf8')));
+    this.helloId = `${label}-hello-${++idCounter}`;
+    socket.on('message', (data: Buffer) => this.onDatagram(data.toString('utf8')));
     socket.on('error', () => undefined);
     socket.on('close', () => this.markClosed());
   }
 
-  static open(port: number, label = 'udp'): Promise<UdpClient> {
+  static open(port: number, label = 'udp', options: UdpClientOptions = {}): Promise<UdpClient> {
     return withTimeout(
       new Promise<UdpClient>((resolve, reject) => {
         const socket = dgram.createSocket('udp4');
         socket.once('error', reject);
         socket.bind(0, HOST, () => {
           socket.off('error', reject);
-          resolve(new UdpClient(socket, port, label));
+          resolve(new UdpClient(socket, port, label, options));
         });
       }),
       5000,
@@ -537,15 +565,82 @@ export class UdpClient extends MessageClient {
     );
   }
 
+  /** A message: the first one waits for the handshake, so it reaches the server as a peer's. */
   sendText(text: string): void {
-    this.socket.send(text, this.port, HOST);
+    if (this.verified) {
+      this.socket.send(text, this.port, HOST);
+      return;
+    }
+    this.waiting.push(text);
+    this.startHello();
   }
 
+  /**
+   * Bytes as they are. Before any message they go out as a stranger's (what the server does with
+   * a stranger's garbage is under test); during the handshake they keep their place after it.
+   */
   sendRaw(data: string | Buffer): void {
-    this.socket.send(data, this.port, HOST);
+    if (this.verified || !this.helloStarted) this.socket.send(data, this.port, HOST);
+    else this.waiting.push(data);
+  }
+
+  /** The handshake: padded hello, challenge, hello again with the cookie, its reply. Bounded by its attempts. */
+  private startHello(): void {
+    if (this.helloStarted) return;
+    this.helloStarted = true;
+    let attempts = 0;
+    const attempt = (): void => {
+      if (this.verified || this.closed) return;
+      if (++attempts > HELLO_ATTEMPTS) {
+        // Give up and send as they are: the test's own waits then fail with their own message.
+        this.finishHello();
+        return;
+      }
+      this.sendHello();
+      this.helloTimer = setTimeout(attempt, HELLO_RETRY_MS);
+    };
+    attempt();
+  }
+
+  private sendHello(): void {
+    const hello: Record<string, unknown> = { jsonrpc: '2.0', id: this.helloId, method: 'rkllm_get_constants' };
+    if (this.options.apiKey !== undefined) hello.auth = this.options.apiKey;
+    if (this.helloCookie !== undefined) hello.cookie = this.helloCookie;
+    const text = JSON.stringify(hello);
+    this.socket.send(this.helloCookie === undefined ? text.padEnd(HELLO_BYTES, ' ') : text, this.port, HOST);
+  }
+
+  private finishHello(): void {
+    if (this.verified) return;
+    this.verified = true;
+    clearTimeout(this.helloTimer);
+    for (const data of this.waiting.splice(0)) this.socket.send(data, this.port, HOST);
+  }
+
+  private onDatagram(text: string): void {
+    let message: RpcMessage | undefined;
+    try {
+      message = JSON.parse(text) as RpcMessage;
+    } catch {
+      // Not the handshake's: the suites' own parsing records it.
+    }
+    if (message !== undefined && !Array.isArray(message) && message.id === this.helloId) {
+      const cookie = (message.error?.data as { cookie?: unknown } | undefined)?.cookie;
+      if (message.error?.code === ADDRESS_NOT_VERIFIED && typeof cookie === 'string') {
+        if (this.helloCookie === undefined) {
+          this.helloCookie = cookie;
+          this.sendHello();
+        }
+      } else {
+        this.finishHello();
+      }
+      return;
+    }
+    this.onText(text);
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.helloTimer);
     if (this.closed) return;
     await new Promise<void>((resolve) => {
       try {
