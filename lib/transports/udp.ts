@@ -296,12 +296,14 @@ export class UdpTransport implements Transport {
       this.counters.ignored += 1;
       return;
     }
+    // Only the first request that carries a key (a cookie) is checked: a batch of thousands of
+    // false ones must not cost a stranger's datagram thousands of digests.
     const { apiKey } = this.context;
-    if (apiKey.required && !requests.some((request) => apiKey.admits(request.auth))) {
+    if (apiKey.required && !apiKey.admits(requests.find((request) => request.auth !== undefined)?.auth)) {
       this.counters.unauthenticated += 1;
       return;
     }
-    if (requests.some((request) => this.cookies.verify(request.cookie, sender.address, sender.port))) {
+    if (this.cookies.verify(requests.find((request) => request.cookie !== undefined)?.cookie, sender.address, sender.port)) {
       const peer = this.admit(key, sender);
       if (peer !== undefined) this.dispatch(peer, text);
       return;
