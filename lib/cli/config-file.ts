@@ -35,6 +35,7 @@ const ConfigFileSchema = Type.Object(
     maxConnections: Type.Optional(Positive),
     maxBufferedBytesPerConnection: Type.Optional(Positive),
     udpRepliesPerSecond: Type.Optional(Count),
+    udpReplyBytesPerSecond: Type.Optional(Count),
     enableTestHooks: Type.Optional(Type.Boolean()),
     apiKey: Type.Optional(Type.String()),
     logLevel: Type.Optional(

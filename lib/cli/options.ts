@@ -104,6 +104,7 @@ function commandLine(args: readonly string[], version: string) {
       limitOption('bytes of unread output per connection before it is cut off', defaults.maxBufferedBytesPerConnection),
     )
     .option('udp-replies-per-second', limitOption('datagrams sent per second to one address (0 = no cap)', defaults.udpRepliesPerSecond))
+    .option('udp-reply-bytes-per-second', limitOption('bytes sent per second to one UDP peer (0 = no cap)', defaults.udpReplyBytesPerSecond))
     .option('stream-expiry', limitOption('ms a stream stays pollable after its last poll', defaults.streamExpiryMs))
     .option('max-buffered-chunks', limitOption('chunks kept per stream for poll', defaults.maxBufferedChunks))
     .option('shutdown-mode', {
@@ -215,6 +216,7 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
   config.maxConnections = integerFlag(flags, 'max-connections', 1) ?? config.maxConnections;
   config.maxBufferedBytesPerConnection = integerFlag(flags, 'max-buffered-bytes', 1) ?? config.maxBufferedBytesPerConnection;
   config.udpRepliesPerSecond = integerFlag(flags, 'udp-replies-per-second', 0) ?? config.udpRepliesPerSecond;
+  config.udpReplyBytesPerSecond = integerFlag(flags, 'udp-reply-bytes-per-second', 0) ?? config.udpReplyBytesPerSecond;
   config.streamExpiryMs = integerFlag(flags, 'stream-expiry', 1) ?? config.streamExpiryMs;
   config.maxBufferedChunks = integerFlag(flags, 'max-buffered-chunks', 1) ?? config.maxBufferedChunks;
   config.shutdownTimeoutMs = integerFlag(flags, 'shutdown-timeout', 0) ?? config.shutdownTimeoutMs;

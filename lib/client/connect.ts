@@ -46,7 +46,7 @@ export async function connect(url: string | URL, options: ConnectOptions = {}): 
       if (parsed.pathname !== '' && parsed.pathname !== '/') throw invalidArgument('url', `a ${kind}:// URL has no path (${parsed.href})`);
       const port = parsed.port === '' ? DEFAULT_PORTS[kind] : Number(parsed.port);
       const target = { host: host || '127.0.0.1', port, ...timeouts };
-      const transport = kind === 'tcp' ? await TcpTransport.connect(target) : await UdpTransport.open(target);
+      const transport = kind === 'tcp' ? await TcpTransport.connect(target) : await UdpTransport.open({ ...target, apiKey: options.apiKey });
       return new RpcClient(transport, { ...clientOptions, auth: options.apiKey });
     }
     case 'http:':

@@ -80,6 +80,12 @@ export class JsonRpcFrontEnd implements MessageHandler {
     this.#core.closeSession(connection);
   }
 
+  /** Whether the core holds requests or streams for this connection. */
+  holdsWorkFor(connection: Connection): boolean {
+    const session = this.#core.sessions.find(connection);
+    return session !== undefined && !session.idle;
+  }
+
   /** The reply a transport sends for a message it refuses itself (too large, too many peers, ...). */
   refusal(error: RkllmError, id: RequestId = null): OutgoingMessage {
     return { ...failure(id, toRpcError(error)) };

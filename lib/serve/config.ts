@@ -40,6 +40,8 @@ export interface ServerConfig extends CoreSettings {
   maxBufferedBytesPerConnection: number;
   /** UDP: replies per second to one address (0 = no cap). */
   udpRepliesPerSecond: number;
+  /** UDP: bytes per second to one peer (address:port), one second of burst (0 = no cap). */
+  udpReplyBytesPerSecond: number;
 
   /**
    * When set, required on every network transport (lib/auth.ts): Bearer on HTTP and
@@ -73,6 +75,7 @@ export function defaultConfig(): ServerConfig {
     maxConnections: 1024,
     maxBufferedBytesPerConnection: 8 * 1024 * 1024,
     udpRepliesPerSecond: 0,
+    udpReplyBytesPerSecond: 1024 * 1024,
     enableTestHooks: false,
     logLevel: 'info',
     transports: {

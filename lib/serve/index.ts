@@ -74,7 +74,7 @@ export function createTransports(server: RkllmServer & { readonly apiKey?: ApiKe
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
     },
-    udpRepliesPerSecond: config.udpRepliesPerSecond,
+    udp: { repliesPerSecond: config.udpRepliesPerSecond, replyBytesPerSecond: config.udpReplyBytesPerSecond },
     apiKey: server.apiKey ?? new ApiKey(config.apiKey),
     logger: server.logger,
     handler: server,

@@ -53,6 +53,10 @@ export class Server implements RkllmServer {
     return this.#jsonRpc.refusal(error, id);
   }
 
+  holdsWorkFor(connection: Connection): boolean {
+    return this.#jsonRpc.holdsWorkFor(connection);
+  }
+
   registerDialer(transport: TransportName, dialer: ClientDialer): void {
     this.#dialers.set(transport, dialer);
   }

@@ -16,7 +16,7 @@ import {
   type TransportLimits,
   type TransportStats,
 } from './transport';
-import { UdpTransport } from './udp';
+import { UdpTransport, type UdpSettings } from './udp';
 import { WebSocketTransport } from './websocket';
 
 /** The order transports start in (and are listed in logs and /health). */
@@ -33,8 +33,8 @@ export interface TransportConfig {
 export interface TransportManagerOptions {
   readonly transports: Readonly<Record<TransportName, TransportConfig>>;
   readonly limits: TransportLimits;
-  /** UDP: replies per second to one address (0 = no cap). */
-  readonly udpRepliesPerSecond: number;
+  /** UDP: its caps on what is sent to one address and to one peer. */
+  readonly udp: UdpSettings;
   readonly apiKey: ApiKey;
   readonly logger: Logger;
   /** The JSON-RPC front end every transport hands its messages to. */
@@ -71,7 +71,7 @@ export class TransportManager {
         case 'tcp':
           return new TcpTransport(contextOf(name));
         case 'udp':
-          return new UdpTransport(contextOf(name), options.udpRepliesPerSecond);
+          return new UdpTransport(contextOf(name), options.udp);
         case 'http':
           return new HttpTransport(
             contextOf(name),

@@ -3,6 +3,12 @@
 // complete; replies are written as lines. A peer that stops reading while its output piles up is
 // cut off; one that half-closes (end of stdin, a TCP FIN) gets the replies to what it already
 // sent, then is closed.
+//
+// A FIN says only that the peer has finished sending: a crashed client's kernel sends one too.
+// A socket that is fully closed answers any byte it is sent with a reset, so while a half-closed
+// TCP peer is owed replies, a single space (whitespace between JSON texts, which no reader
+// parses differently) is written every halfCloseProbeMs; once the peer has gone, the next write
+// fails and the peer is closed, which cancels its requests.
 
 import type { Readable, Writable } from 'stream';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
@@ -25,6 +31,8 @@ export interface StreamPeerOptions {
   readonly endOutput: () => void;
   /** Tears the peer's streams down at once (an abrupt close). */
   readonly destroy: () => void;
+  /** How often a half-closed peer that is owed replies is probed (undefined: never, as for stdio). */
+  readonly halfCloseProbeMs?: number;
   /** Told once, when the peer is gone for whatever reason. */
   readonly onClosed: (peer: StreamPeer, reason: CloseReason) => void;
 }
@@ -40,6 +48,7 @@ export class StreamPeer implements Connection {
   private inputEnded = false;
   private closed = false;
   private paused = false;
+  private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(options: StreamPeerOptions) {
     this.options = options;
@@ -153,6 +162,17 @@ export class StreamPeer implements Connection {
     this.splitter.flush(this.lineSink);
     this.inputEnded = true;
     if (this.inFlight === 0) this.finishAfterHalfClose();
+    else this.startHalfCloseProbe();
+  }
+
+  private startHalfCloseProbe(): void {
+    const interval = this.options.halfCloseProbeMs;
+    if (interval === undefined || this.probeTimer !== undefined) return;
+    this.probeTimer = setInterval(() => {
+      // Written between whole lines only: every send writes its lines at once.
+      if (!this.closed && !this.options.output.destroyed) this.options.output.write(' ');
+    }, interval);
+    this.probeTimer.unref();
   }
 
   /** The peer sent all it will send and every direct reply is written: close our side too. */
@@ -174,6 +194,7 @@ export class StreamPeer implements Connection {
   private markClosed(reason: CloseReason, deferNotice = false): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.probeTimer !== undefined) clearInterval(this.probeTimer);
     reportClosed(this.options.context, this, deferNotice, () => this.options.onClosed(this, reason));
   }
 }

@@ -19,6 +19,8 @@ import {
 const REFUSAL_LINGER_MS = 1000;
 /** TCP keep-alive probes find peers whose machine vanished from the network. */
 const KEEPALIVE_DELAY_MS = 60_000;
+/** A half-closed peer still owed replies is probed this often (see stream-peer.ts). */
+export const HALF_CLOSE_PROBE_MS = 500;
 const STOP_BOUND_MS = 500;
 
 export class TcpTransport implements Transport {
@@ -34,7 +36,8 @@ export class TcpTransport implements Transport {
 
   constructor(context: TransportContext) {
     this.context = context;
-    // Half-open allowed: a peer that shuts down its sending side still gets its replies.
+    // Half-open allowed: a peer that shuts down its sending side still gets its replies (and is
+    // probed meanwhile, so a crashed client's FIN does not keep its runs going).
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.admit(socket));
   }
 
@@ -86,6 +89,7 @@ export class TcpTransport implements Transport {
       context: this.context,
       endOutput: () => socket.end(),
       destroy: () => socket.destroy(),
+      halfCloseProbeMs: HALF_CLOSE_PROBE_MS,
       onClosed: (closed, reason) => this.forget(closed, reason),
     });
     this.peers.add(peer);

@@ -45,6 +45,8 @@ export interface Transport {
 export interface TransportHandler extends MessageHandler {
   /** The reply to a message the transport refuses itself (too large, too many peers, no key). */
   refusal(error: RkllmError, id?: RequestId): OutgoingMessage;
+  /** Whether the peer still owns requests or streams (a UDP peer that does is never evicted). */
+  holdsWorkFor(connection: Connection): boolean;
 }
 
 /** The bounds every transport keeps on its peers. */

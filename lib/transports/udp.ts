@@ -1,18 +1,24 @@
 // UDP: one JSON text per datagram; every reply and notification is one datagram to the sender's
 // address and port. Each sender address:port is one Connection (a "peer").
 //
-// Reflection guard: nothing is ever sent to an address that has not first sent a valid JSON-RPC
-// request; garbage from an unknown address is dropped without a word. After a valid request the
-// peer is known and gets replies (parse errors included). config.udpRepliesPerSecond caps the
-// datagrams sent to one IP address (0 = no cap); datagrams over the cap are dropped.
+// A datagram's source can be forged, so the transport never lets itself be used as a reflector
+// or an amplifier. An address:port that is not yet a peer gets nothing done for it until it has
+// shown it can receive there: its valid request is answered with a small challenge carrying a
+// cookie (udp-cookie.ts), sent only when no larger than the datagram that asked, and the request
+// is carried out once it comes back with that cookie; then the sender is a peer. With an API
+// key, a stranger's datagram without the key gets nothing at all, not even the challenge.
+// Garbage from a stranger is dropped without a word. A peer gets every reply (parse errors
+// included) within its byte budget (replyBytesPerSecond); repliesPerSecond caps the datagrams
+// sent to one IP address. Datagrams over either cap are dropped and counted.
 //
 // A reply too large for one datagram is replaced by a small MESSAGE_TOO_LARGE error to the same
 // id, never truncated; such a notification is dropped (the seq gap shows, and poll recovers).
 //
 // UDP has no close, so peers end in one of three ways: a loopback peer whose port is no longer
-// bound is closed within a sweep (see udp-liveness.ts; ICMP is not reported to Node), any peer
-// with nothing in flight and no traffic for PEER_IDLE_MS expires, and at maxConnections the
-// longest-idle peer makes room for a new one.
+// bound is closed within a sweep (see udp-liveness.ts; ICMP is not reported to Node), a peer that
+// owns nothing (no request in flight, no job or stream in the core) and had no traffic for
+// PEER_IDLE_MS expires, and at maxConnections the longest-idle peer that owns nothing makes room
+// for a new one. A peer that owns work is never evicted: the new one is refused instead.
 
 import * as dgram from 'dgram';
 import * as net from 'net';
@@ -30,6 +36,7 @@ import {
   type TransportContext,
   type TransportStats,
 } from './transport';
+import { UdpCookies } from './udp-cookie';
 import { boundUdpPorts, isLoopbackAddress } from './udp-liveness';
 
 /** Largest datagram sent. IPv4 allows 65,507 bytes of payload; a margin keeps IPv6 and odd paths safe. */
@@ -43,11 +50,25 @@ const STOP_BOUND_MS = 300;
 
 type PeerEnd = 'vanished' | 'idle' | 'evicted' | 'stopped';
 
+/** The UDP transport's own settings. */
+export interface UdpSettings {
+  /** Datagrams per second to one IP address (0 = no cap). */
+  readonly repliesPerSecond: number;
+  /** Bytes per second to one peer (address:port), with one second of burst (0 = no cap). */
+  readonly replyBytesPerSecond: number;
+}
+
 export interface UdpStats extends TransportStats {
-  /** Datagrams from unknown addresses that were not a valid request (no reply sent). */
+  /** Datagrams from unknown addresses that got no reply: not a valid request, or too small for the challenge. */
   ignored: number;
-  /** Datagrams not sent because of udpRepliesPerSecond. */
+  /** Challenges (cookies) sent to unknown addresses. */
+  challenged: number;
+  /** Datagrams from unknown addresses without the API key (nothing sent). */
+  unauthenticated: number;
+  /** Datagrams not sent because of repliesPerSecond. */
   rateLimited: number;
+  /** Datagrams not sent because the peer's byte budget (replyBytesPerSecond) was spent. */
+  overBudget: number;
   /** Datagrams not sent because the peer's unsent bytes were over the bound, or too large. */
   dropped: number;
   vanished: number;
@@ -67,6 +88,8 @@ class UdpPeer implements Connection {
   /** Bytes handed to the socket and not yet sent by it. */
   unsentBytes = 0;
   closed = false;
+  /** What may still be sent to this peer (undefined: no byte budget). */
+  readonly byteBudget: TokenBucket | undefined;
 
   constructor(
     private readonly owner: UdpTransport,
@@ -74,11 +97,14 @@ class UdpPeer implements Connection {
     key: string,
     address: string,
     port: number,
+    bytesPerSecond: number,
   ) {
     this.id = id;
     this.key = key;
     this.address = address;
     this.port = port;
+    // At least one whole datagram of burst, or a large reply could never leave.
+    this.byteBudget = bytesPerSecond > 0 ? new TokenBucket(bytesPerSecond, Math.max(bytesPerSecond, MAX_DATAGRAM_BYTES)) : undefined;
   }
 
   send(message: OutgoingMessage): boolean {
@@ -86,32 +112,57 @@ class UdpPeer implements Connection {
   }
 }
 
-/** A token bucket per IP address: a burst of one second's worth, refilled continuously. */
+/** Refilled continuously at `perSecond` up to `capacity`; starts full. */
+class TokenBucket {
+  private tokens: number;
+  private refilledAt = Date.now();
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly capacity: number,
+  ) {
+    this.tokens = capacity;
+  }
+
+  take(amount: number, now = Date.now()): boolean {
+    this.refill(now);
+    if (this.tokens < amount) return false;
+    this.tokens -= amount;
+    return true;
+  }
+
+  /** Time since the last take; a bucket untouched for longer than capacity / perSecond is full. */
+  untouchedFor(now: number): number {
+    return now - this.refilledAt;
+  }
+
+  private refill(now: number): void {
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.refilledAt) / 1000) * this.perSecond);
+    this.refilledAt = now;
+  }
+}
+
+/** Datagrams per IP address: a bucket each, a burst of one second's worth. */
 class ReplyBudget {
-  private readonly buckets = new Map<string, { tokens: number; refilledAt: number }>();
+  private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(private readonly perSecond: number) {}
 
   take(address: string): boolean {
-    const now = Date.now();
     let bucket = this.buckets.get(address);
     if (bucket === undefined) {
-      bucket = { tokens: this.perSecond, refilledAt: now };
+      bucket = new TokenBucket(this.perSecond, this.perSecond);
       this.buckets.set(address, bucket);
-    } else {
-      bucket.tokens = Math.min(this.perSecond, bucket.tokens + ((now - bucket.refilledAt) / 1000) * this.perSecond);
-      bucket.refilledAt = now;
     }
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
+    return bucket.take(1);
   }
 
   /** Forgets buckets that have been full for a while (so the map cannot grow without end). */
   prune(): void {
     const now = Date.now();
     for (const [address, bucket] of this.buckets) {
-      if (now - bucket.refilledAt > 10_000) this.buckets.delete(address);
+      // Untouched for 10 s, a bucket of one second's worth is full: forgetting it changes nothing.
+      if (bucket.untouchedFor(now) > 10_000) this.buckets.delete(address);
     }
   }
 }
@@ -123,21 +174,34 @@ export class UdpTransport implements Transport {
   private readonly socket: dgram.Socket;
   private readonly peers = new Map<string, UdpPeer>();
   private readonly budget: ReplyBudget | undefined;
+  private readonly replyBytesPerSecond: number;
+  private readonly cookies = new UdpCookies();
   private address: ListeningAddress | undefined;
   private accepting = true;
   private sweepTimer: NodeJS.Timeout | undefined;
   private livenessCheckRunning = false;
   private nextPeerNumber = 1;
-  private counters = { accepted: 0, refused: 0, cutOff: 0, ignored: 0, rateLimited: 0, dropped: 0, vanished: 0, expired: 0 };
+  private counters = {
+    accepted: 0,
+    refused: 0,
+    cutOff: 0,
+    ignored: 0,
+    challenged: 0,
+    unauthenticated: 0,
+    rateLimited: 0,
+    overBudget: 0,
+    dropped: 0,
+    vanished: 0,
+    expired: 0,
+  };
 
-  /** repliesPerSecond: replies to one address per second (0 = no cap). */
-  constructor(context: TransportContext, repliesPerSecond: number) {
+  constructor(context: TransportContext, settings: UdpSettings) {
     this.context = context;
     const { host } = context.endpoint;
     this.socket = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' });
     this.socket.on('message', (datagram, sender) => this.receive(datagram, sender));
-    const perSecond = repliesPerSecond;
-    this.budget = perSecond > 0 ? new ReplyBudget(perSecond) : undefined;
+    this.budget = settings.repliesPerSecond > 0 ? new ReplyBudget(settings.repliesPerSecond) : undefined;
+    this.replyBytesPerSecond = settings.replyBytesPerSecond;
   }
 
   async start(): Promise<ListeningAddress> {
@@ -182,6 +246,10 @@ export class UdpTransport implements Transport {
       this.counters.dropped += 1;
       return true;
     }
+    if (peer.byteBudget !== undefined && !peer.byteBudget.take(datagram.length)) {
+      this.counters.overBudget += 1;
+      return true;
+    }
     peer.unsentBytes += datagram.length;
     this.transmit(datagram, peer.address, peer.port, () => {
       peer.unsentBytes -= datagram.length;
@@ -192,20 +260,9 @@ export class UdpTransport implements Transport {
   private receive(datagram: Buffer, sender: dgram.RemoteInfo): void {
     const { limits, logger } = this.context;
     const key = formatHostPort(sender.address, sender.port);
-    let peer = this.peers.get(key);
+    const peer = this.peers.get(key);
     if (peer === undefined) {
-      if (!this.accepting || datagram.length > limits.maxMessageBytes) {
-        this.counters.ignored += 1;
-        return;
-      }
-      const text = datagram.toString('utf8');
-      if (!isValidRequest(text)) {
-        this.counters.ignored += 1;
-        return;
-      }
-      peer = this.admit(key, sender);
-      if (peer === undefined) return;
-      this.dispatch(peer, text);
+      this.receiveFromStranger(datagram, sender, key);
       return;
     }
     peer.lastActivity = Date.now();
@@ -216,6 +273,48 @@ export class UdpTransport implements Transport {
     // A known peer's garbage goes to the engine like anything else and earns its parse error.
     this.dispatch(peer, datagram.toString('utf8'));
     logger.trace({ transport: this.name, connection: peer.id, bytes: datagram.length }, 'udp datagram');
+  }
+
+  /**
+   * A datagram from an address:port that is not a peer. Only a valid request can make it one,
+   * and only with the cookie of that address: until then nothing is carried out, and the one
+   * reply is the challenge, never larger than what came in.
+   */
+  private receiveFromStranger(datagram: Buffer, sender: dgram.RemoteInfo, key: string): void {
+    if (!this.accepting || datagram.length > this.context.limits.maxMessageBytes) {
+      this.counters.ignored += 1;
+      return;
+    }
+    const text = datagram.toString('utf8');
+    const { requests, batch } = readRequests(text);
+    if (requests.length === 0) {
+      this.counters.ignored += 1;
+      return;
+    }
+    // Only the first request that carries a key (a cookie) is checked: a batch of thousands of
+    // false ones must not cost a stranger's datagram thousands of digests.
+    const { apiKey } = this.context;
+    if (apiKey.required && !apiKey.admits(requests.find((request) => request.auth !== undefined)?.auth)) {
+      this.counters.unauthenticated += 1;
+      return;
+    }
+    if (this.cookies.verify(requests.find((request) => request.cookie !== undefined)?.cookie, sender.address, sender.port)) {
+      const peer = this.admit(key, sender);
+      if (peer !== undefined) this.dispatch(peer, text);
+      return;
+    }
+    // A batch has no one id to answer to.
+    const id = !batch && isRequestId(requests[0].id) ? requests[0].id : null;
+    const cookie = this.cookies.issue(sender.address, sender.port);
+    const error = new RkllmError('resend the request with "cookie" at its top level', 'ADDRESS_NOT_VERIFIED', { facts: { cookie } });
+    const challenge = Buffer.from(serialize(this.context.handler.refusal(error, id)));
+    if (challenge.length > datagram.length) {
+      // Answering would send more than came in: an amplifier for a forged source. Silence.
+      this.counters.ignored += 1;
+      return;
+    }
+    this.counters.challenged += 1;
+    this.transmit(challenge, sender.address, sender.port);
   }
 
   private dispatch(peer: UdpPeer, text: string): void {
@@ -233,22 +332,27 @@ export class UdpTransport implements Transport {
     const { limits, logger } = this.context;
     if (this.peers.size >= limits.maxConnections && !this.evictLongestIdle()) {
       this.counters.refused += 1;
-      // It did send a valid request, so one small error back is within the reflection rule.
+      // It echoed its cookie, so it can receive at this address: one small error is no reflection.
       const refusal = Buffer.from(serialize(tooManyConnections(this.context.handler, this.name, limits.maxConnections)));
       this.transmit(refusal, sender.address, sender.port);
       return undefined;
     }
-    const peer = new UdpPeer(this, `udp#${this.nextPeerNumber++} ${key}`, key, sender.address, sender.port);
+    const peer = new UdpPeer(this, `udp#${this.nextPeerNumber++} ${key}`, key, sender.address, sender.port, this.replyBytesPerSecond);
     this.peers.set(key, peer);
     this.counters.accepted += 1;
     logger.debug({ transport: this.name, connection: peer.id }, 'udp peer known');
     return peer;
   }
 
+  /** Nothing in flight here and nothing held in the core: forgetting it cancels nothing. */
+  private ownsNothing(peer: UdpPeer): boolean {
+    return peer.inFlight === 0 && !this.context.handler.holdsWorkFor(peer);
+  }
+
   private evictLongestIdle(): boolean {
     let oldest: UdpPeer | undefined;
     for (const peer of this.peers.values()) {
-      if (peer.inFlight === 0 && (oldest === undefined || peer.lastActivity < oldest.lastActivity)) oldest = peer;
+      if ((oldest === undefined || peer.lastActivity < oldest.lastActivity) && this.ownsNothing(peer)) oldest = peer;
     }
     if (oldest === undefined) return false;
     this.forget(oldest, 'evicted');
@@ -297,7 +401,7 @@ export class UdpTransport implements Transport {
   private sweep(): void {
     const now = Date.now();
     for (const peer of [...this.peers.values()]) {
-      if (peer.inFlight === 0 && now - peer.lastActivity > PEER_IDLE_MS) this.forget(peer, 'idle');
+      if (now - peer.lastActivity > PEER_IDLE_MS && this.ownsNothing(peer)) this.forget(peer, 'idle');
     }
     this.budget?.prune();
     this.checkLoopbackPeers();
@@ -338,19 +442,19 @@ export class UdpTransport implements Transport {
       this.context.logger.debug({ err: error }, 'udp: socket buffer sizes left at the defaults');
     }
   }
-
 }
 
-/** A valid JSON-RPC request, or a batch holding at least one: what makes an address known. */
-function isValidRequest(text: string): boolean {
+/** The valid JSON-RPC requests of a datagram (one, or the valid members of a batch); none for anything else. */
+function readRequests(text: string): { requests: Record<string, unknown>[]; batch: boolean } {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    return false;
+    return { requests: [], batch: false };
   }
-  const isRequest = (item: unknown): boolean => !isErrorResponse(readEnvelope(item));
-  return Array.isArray(value) ? value.some(isRequest) : isRequest(value);
+  const isRequest = (item: unknown): item is Record<string, unknown> => !isErrorResponse(readEnvelope(item));
+  if (Array.isArray(value)) return { requests: value.filter(isRequest), batch: true };
+  return { requests: isRequest(value) ? [value] : [], batch: false };
 }
 
 /** The MESSAGE_TOO_LARGE error for each response in `message`; undefined when it holds none. */

@@ -493,6 +493,14 @@ export class TcpClient extends MessageClient {
   }
 }
 
+/** The server's challenge to an address that has not yet shown it can receive (docs/transports.md, UDP). */
+export const ADDRESS_NOT_VERIFIED = -32019;
+
+export interface UdpClientOptions {
+  /** Sent as "auth" on the handshake: with --api-key, a stranger without it gets no answer at all. */
+  apiKey?: string;
+}
+
 export class UdpClient extends MessageClient {
   readonly transport = 'udp' as const;
   readonly socket: dgram.Socket;
@@ -502,8 +510,9 @@ export class UdpClient extends MessageClient {
     this.socket = medium.socket;
   }
 
-  static async open(port: number, label = 'udp'): Promise<UdpClient> {
-    return new UdpClient(await rpc.UdpTransport.open({ host: HOST, port, bindAddress: HOST }), label);
+  /** The client does the server's handshake (lib/client); with --api-key it needs the key for it. */
+  static async open(port: number, label = 'udp', options: UdpClientOptions = {}): Promise<UdpClient> {
+    return new UdpClient(await rpc.UdpTransport.open({ host: HOST, port, bindAddress: HOST, apiKey: options.apiKey }), label);
   }
 
   close(): Promise<void> {

@@ -167,7 +167,8 @@ describe('the API key', () => {
 
   it('is required as "auth" in each TCP and UDP request', async () => {
     const tcp = await TcpClient.connect(harness.server.port('tcp'));
-    const udp = await UdpClient.open(harness.server.port('udp'));
+    // A UDP client that has the key proves its address with it (a stranger without it gets nothing).
+    const udp = await UdpClient.open(harness.server.port('udp'), 'udp', { apiKey: API_KEY });
     try {
       for (const client of [tcp, udp]) {
         client.sendText(JSON.stringify({ jsonrpc: '2.0', id: `${client.transport}-none`, method: 'rkllm_get_constants' }));

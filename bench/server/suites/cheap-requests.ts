@@ -116,7 +116,8 @@ export async function measureCheapRequests(settings: Settings): Promise<CheapReq
     let baseline: RunningServer | undefined;
     try {
       if (transport !== 'stdio') {
-        ours = await startOurServer([transport], [], SERVER_CPU);
+        // The throughput of the transport itself: one UDP peer's byte budget would cap it.
+        ours = await startOurServer([transport], transport === 'udp' ? ['--udp-reply-bytes-per-second', '0'] : [], SERVER_CPU);
         baseline = await startBaseline(transport, replyBytes, SERVER_CPU);
       }
       for (const clients of settings.clientCounts) {
