@@ -27,6 +27,8 @@ export const SERVER_ERRORS = {
   TRANSPORT_NOT_RUNNING: { code: -32016, message: 'That transport is not running' },
   TOO_MANY_CONNECTIONS: { code: -32017, message: 'Too many connections; try again later' },
   UNAUTHORIZED: { code: -32018, message: 'Missing or wrong API key' },
+  TOO_MANY_STREAMS: { code: -32019, message: 'Too many streams are kept; read or cancel some, or try again later' },
+  MODEL_CONTROL_REFUSED: { code: -32020, message: 'This client may not control that model now' },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;
@@ -60,6 +62,8 @@ const WIRE_BY_CODE: Readonly<Record<RkllmErrorCode, ServerErrorName | 'INVALID_P
   TRANSPORT_NOT_RUNNING: 'TRANSPORT_NOT_RUNNING',
   TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
   UNAUTHORIZED: 'UNAUTHORIZED',
+  TOO_MANY_STREAMS: 'TOO_MANY_STREAMS',
+  MODEL_CONTROL_REFUSED: 'MODEL_CONTROL_REFUSED',
   PROBE_FAILED: 'RUNTIME_ERROR',
   INTERNAL: 'INTERNAL_ERROR',
 };
