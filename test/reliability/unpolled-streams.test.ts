@@ -142,7 +142,10 @@ describe('streams nobody reads are bounded (issue 11, finding 6)', () => {
     // Unread streams hold their model's queue: beyond it, every attempt is refused at once.
     expect(accepted.length).toBeLessThanOrEqual(MAX_QUEUE + 1);
     expect(accepted.length + refused.length).toBe(ATTACK_STREAMS);
-    for (const reply of refused) expect(reply.error).toMatchObject({ code: QUEUE_FULL, data: { unread_streams: expect.any(Number) } });
+    for (const reply of refused) expect(reply.error?.code).toBe(QUEUE_FULL);
+    // Early refusals may come from runs still queued; once they have finished, it is the unread streams.
+    expect(refused[refused.length - 1].error?.data).toMatchObject({ unread_streams: expect.any(Number) });
+    expect((refused[refused.length - 1].error?.data as { unread_streams: number }).unread_streams).toBeGreaterThan(0);
     expect(streams).toBeLessThanOrEqual(MAX_QUEUE + 1);
     expect(rssPeakKiB - rssBefore).toBeLessThan(RSS_BOUND_KIB);
 
