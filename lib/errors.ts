@@ -52,6 +52,10 @@ export const RKLLM_ERROR_CODES = [
   'REQUEST_ABORTED',
   /** No such stream: unknown, expired, or its connection closed. */
   'STREAM_NOT_FOUND',
+  /** A new stream would pass a bound on kept streams (per client, overall) or their buffered bytes. */
+  'TOO_MANY_STREAMS',
+  /** --model-control owner refused a model-wide call that would touch another client's work or model. */
+  'MODEL_CONTROL_REFUSED',
   /** A message (or reply) is larger than the server accepts. */
   'MESSAGE_TOO_LARGE',
   /** The server is shutting down. */

@@ -16,6 +16,7 @@ export const NO_MODEL = 'none';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const ABIS = ['1.2', '1.3'] as const;
+const MODEL_CONTROL = ['auto', 'any', 'owner'] as const;
 /** The environment variable the API key may come from instead of --api-key. */
 export const API_KEY_ENV = 'RKLLM_SERVE_API_KEY';
 
@@ -107,6 +108,17 @@ function commandLine(args: readonly string[], version: string) {
     .option('udp-reply-bytes-per-second', limitOption('bytes sent per second to one UDP peer (0 = no cap)', defaults.udpReplyBytesPerSecond))
     .option('stream-expiry', limitOption('ms a stream stays pollable after its last poll', defaults.streamExpiryMs))
     .option('max-buffered-chunks', limitOption('chunks kept per stream for poll', defaults.maxBufferedChunks))
+    .option('max-streams', limitOption('streams kept at once (the oldest finished make room)', defaults.maxStreams))
+    .option('max-streams-per-client', limitOption('streams one connection keeps at once', defaults.maxStreamsPerClient))
+    .option('max-stream-bytes', limitOption('bytes of stream chunks kept over every stream (estimated)', defaults.maxStreamBytes))
+    .option('max-poll-chunks', limitOption('most chunks one poll answers', defaults.maxPollChunks))
+    .option('model-control', {
+      type: 'string',
+      group: 'Limits:',
+      describe: "who may abort, destroy or change a model: 'any' client, 'owner' rules, or 'auto' (owner beyond loopback)",
+      defaultDescription: defaults.modelControl,
+      requiresArg: true,
+    })
     .option('shutdown-mode', {
       type: 'string',
       group: 'Limits:',
@@ -219,6 +231,13 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
   config.udpReplyBytesPerSecond = integerFlag(flags, 'udp-reply-bytes-per-second', 0) ?? config.udpReplyBytesPerSecond;
   config.streamExpiryMs = integerFlag(flags, 'stream-expiry', 1) ?? config.streamExpiryMs;
   config.maxBufferedChunks = integerFlag(flags, 'max-buffered-chunks', 1) ?? config.maxBufferedChunks;
+  config.maxStreams = integerFlag(flags, 'max-streams', 1) ?? config.maxStreams;
+  config.maxStreamsPerClient = integerFlag(flags, 'max-streams-per-client', 1) ?? config.maxStreamsPerClient;
+  config.maxStreamBytes = integerFlag(flags, 'max-stream-bytes', 1) ?? config.maxStreamBytes;
+  config.maxPollChunks = integerFlag(flags, 'max-poll-chunks', 1) ?? config.maxPollChunks;
+  if (flags['model-control'] !== undefined) {
+    config.modelControl = oneOf('--model-control', flags['model-control'], MODEL_CONTROL, 'unknown policy');
+  }
   config.shutdownTimeoutMs = integerFlag(flags, 'shutdown-timeout', 0) ?? config.shutdownTimeoutMs;
   if (flags['shutdown-mode'] !== undefined) {
     config.shutdownMode = oneOf('--shutdown-mode', flags['shutdown-mode'], ['cancel', 'finish'] as const, 'unknown mode');

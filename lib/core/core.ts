@@ -8,6 +8,7 @@ import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
 import type { Job, JobOutcome, JobSpec, RequestId } from './job';
+import { ModelControl, type ModelControlPolicy } from './model-control';
 import type { RuntimePort } from './model-port';
 import { ModelRegistry, type LoadedModel } from './models';
 import { PathPolicy } from './paths';
@@ -29,6 +30,16 @@ export interface CoreSettings {
   streamExpiryMs: number;
   /** Chunks kept per stream for poll; older ones are dropped (poll reports the gap). */
   maxBufferedChunks: number;
+  /** Streams kept at once over every client; at the bound the oldest finished one makes room. */
+  maxStreams: number;
+  /** Streams one connection keeps at once; at the bound its oldest finished one makes room. */
+  maxStreamsPerClient: number;
+  /** Estimated bytes of stream chunks kept over every stream. */
+  maxStreamBytes: number;
+  /** The most chunks one poll answers (a client pages with from_seq / max_chunks). */
+  maxPollChunks: number;
+  /** Who may make model-wide calls (lib/core/model-control.ts). */
+  modelControl: ModelControlPolicy;
   /** Test hooks: token chunks carry the runtime's callback time. */
   enableTestHooks: boolean;
 }
@@ -38,6 +49,8 @@ export interface CoreStats {
   connections: number;
   /** Streams not yet expired (running, queued, or finished but still pollable). */
   streams: number;
+  /** Estimated bytes of the chunks those streams keep (bounded by maxStreamBytes). */
+  streamBytes: number;
   queued: number;
   running: number;
   models: number;
@@ -81,6 +94,7 @@ export class ServerCore {
   readonly models: ModelRegistry;
   readonly sessions = new SessionRegistry();
   readonly streams: StreamRegistry;
+  readonly control: ModelControl;
   shuttingDown = false;
   #defaults: ReturnType<RuntimePort['createDefaultParam']> | undefined;
 
@@ -92,6 +106,7 @@ export class ServerCore {
     this.paths = new PathPolicy(settings.modelsDirs, settings.cacheDir, runtime.info.emulated);
     this.models = new ModelRegistry(runtime, settings);
     this.streams = new StreamRegistry(settings);
+    this.control = new ModelControl(settings.modelControl, (client) => this.sessions.isClosed(client));
   }
 
   /** The runtime's own RKLLMParam defaults, asked once (they are constant for its life). */
@@ -107,12 +122,13 @@ export class ServerCore {
 
   /**
    * Queues one inference on its model, with its stream (if any) and its owner wired. Throws at
-   * once (QUEUE_FULL, MODEL_DESTROYED, SHUTTING_DOWN) when the model cannot take it.
+   * once (QUEUE_FULL, TOO_MANY_STREAMS, MODEL_DESTROYED, SHUTTING_DOWN) when it cannot be taken.
    */
   submitRun(loaded: LoadedModel, request: RunRequest): SubmittedRun {
     loaded.scheduler.checkCapacity();
+    this.#checkUnreadStreams(loaded);
     const { session } = request;
-    const stream = request.stream === 'none' ? undefined : this.streams.create(request.requestId, request.stream === 'push' ? session : undefined);
+    const stream = request.stream === 'none' ? undefined : this.streams.create(request.requestId, request.stream === 'push' ? session : undefined, loaded);
     const onChunks = request.onChunks;
     const job: Job = loaded.scheduler.submit({
       requestId: request.requestId,
@@ -135,11 +151,31 @@ export class ServerCore {
     // A request belongs to its session (its close cancels it) unless it is a poll-only stream,
     // which belongs to nobody and lives until it expires.
     if (session && request.stream !== 'poll') session.holdJob(job);
+    this.control.noteRequest(loaded, job, request.stream === 'poll' ? undefined : session?.key);
     if (stream) stream.job = job;
     const result = job.done.then(resultOf);
     // A streamed run's end also reaches its client through the stream; nobody need await this.
     result.catch(() => undefined);
     return { job, stream, result };
+  }
+
+  /**
+   * Finished poll-only streams that nobody has read to the end hold a place in their model's
+   * queue (one running and maxQueue waiting): a client cannot pile up unread output by starting
+   * runs that finish at once. Reading a stream to its end, or its expiry, frees the place.
+   */
+  #checkUnreadStreams(loaded: LoadedModel): void {
+    const unread = this.streams.unreadOn(loaded);
+    if (unread === 0) return;
+    const { maxQueue } = this.settings;
+    const held = loaded.scheduler.running + loaded.scheduler.queued + unread;
+    if (held <= maxQueue) return;
+    throw new RkllmError(
+      `${unread} finished streams of this model have not been read to their end and count against its queue (limit ${maxQueue} waiting); ` +
+        'poll them, or wait until they expire',
+      'QUEUE_FULL',
+      { facts: { limit: maxQueue, unread_streams: unread } },
+    );
   }
 
   /** The client is gone: its requests are cancelled and its streams freed. Idempotent. */
@@ -157,7 +193,7 @@ export class ServerCore {
       queued += loaded.scheduler.queued;
       running += loaded.scheduler.running;
     }
-    return { connections: this.sessions.size, streams: this.streams.size, queued, running, models: this.models.size };
+    return { connections: this.sessions.size, streams: this.streams.size, streamBytes: this.streams.bytes, queued, running, models: this.models.size };
   }
 
   /**

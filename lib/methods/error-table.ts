@@ -28,6 +28,8 @@ export const SERVER_ERRORS = {
   TOO_MANY_CONNECTIONS: { code: -32017, message: 'Too many connections; try again later' },
   UNAUTHORIZED: { code: -32018, message: 'Missing or wrong API key' },
   ADDRESS_NOT_VERIFIED: { code: -32019, message: 'Echo the cookie' },
+  TOO_MANY_STREAMS: { code: -32020, message: 'Too many streams are kept; read or cancel some, or try again later' },
+  MODEL_CONTROL_REFUSED: { code: -32021, message: 'This client may not control that model now' },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;
@@ -62,6 +64,8 @@ const WIRE_BY_CODE: Readonly<Record<RkllmErrorCode, ServerErrorName | 'INVALID_P
   TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
   UNAUTHORIZED: 'UNAUTHORIZED',
   ADDRESS_NOT_VERIFIED: 'ADDRESS_NOT_VERIFIED',
+  TOO_MANY_STREAMS: 'TOO_MANY_STREAMS',
+  MODEL_CONTROL_REFUSED: 'MODEL_CONTROL_REFUSED',
   PROBE_FAILED: 'RUNTIME_ERROR',
   INTERNAL: 'INTERNAL_ERROR',
 };

@@ -1,8 +1,10 @@
-// Methods that load, destroy and inspect models.
+// Methods that load, destroy and inspect models. rkllm_destroy and rkllm_abort reach every
+// client of the model, so they ask the core's model-control policy first (--model-control).
 
 import { Type } from '@sinclair/typebox';
 import type { PartialParam } from '../runtime/param';
 import { defineMethod, type MethodEntry } from './define';
+import { controlledModel } from './model-state';
 import { Handle, RKLLMParam } from './schemas';
 
 export const modelMethods: MethodEntry[] = [
@@ -16,9 +18,10 @@ export const modelMethods: MethodEntry[] = [
       handle: Type.Optional(Type.String({ minLength: 1, description: 'Extension: the handle to load the model under' })),
     }),
     cheap: false,
-    handler: async ({ param, handle }, { core }) => {
+    handler: async ({ param, handle }, { core, connection }) => {
       const modelPath = core.paths.modelFile('param.model_path', param.model_path);
       const loaded = await core.models.load({ ...param, model_path: modelPath } as PartialParam, handle);
+      core.control.loadedBy(loaded, connection);
       core.logger.info({ handle: loaded.handle, model: param.model_path, domain: loaded.domain }, 'model loaded');
       return { handle: loaded.handle, base_domain_id: loaded.domain };
     },
@@ -28,8 +31,9 @@ export const modelMethods: MethodEntry[] = [
     description: 'Unloads a model (rkllm_destroy). Its queued and running requests end with MODEL_DESTROYED.',
     params: Type.Object({ handle: Handle }),
     cheap: false,
-    handler: async ({ handle }, { core }) => {
-      const loaded = core.models.resolve(handle);
+    handler: async ({ handle }, context) => {
+      const { core } = context;
+      const loaded = controlledModel(context, handle, 'destroy');
       const code = await core.models.destroy(loaded);
       core.logger.info({ handle: loaded.handle }, 'model destroyed');
       return { return_code: code };
@@ -37,11 +41,18 @@ export const modelMethods: MethodEntry[] = [
   }),
   defineMethod({
     name: 'rkllm_abort',
-    description: 'Aborts the run going on this handle (rkllm_abort); its request ends as aborted. Queued requests stay queued.',
+    description:
+      'Aborts the run going on this handle (rkllm_abort); its request ends as aborted. Queued requests stay queued. ' +
+      "With --model-control owner, only the caller's own run is aborted; another client's is refused.",
     params: Type.Object({ handle: Handle }),
     cheap: false,
-    handler: async ({ handle }, { core }) => {
+    handler: async ({ handle }, { core, connection }) => {
       const loaded = core.models.resolve(handle);
+      if (core.control.policy === 'owner') {
+        // Only the caller's own request, by its job: a native abort could land on the next run.
+        core.control.abortTarget(loaded, connection)?.cancel('abort');
+        return { return_code: 0 };
+      }
       loaded.scheduler.noteAbort();
       return { return_code: await loaded.model.abort() };
     },

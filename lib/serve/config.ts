@@ -3,13 +3,14 @@
 // part its own share: the core its CoreSettings, each transport its endpoint and limits.
 
 import type { CoreSettings } from '../core/core';
+import type { ModelControlPolicy } from '../core/model-control';
 import type { AbiName } from '../native/binding';
 import type { TransportName } from '../rpc/connection';
 import type { TransportConfig } from '../transports/manager';
 
 export type { TransportConfig } from '../transports/manager';
 
-export interface ServerConfig extends CoreSettings {
+export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
   /** Path to librkllmrt, 'sim' for the emulated runtime, or undefined for the loader's search. */
   runtime?: string;
   runtimeAbi?: AbiName;
@@ -30,6 +31,18 @@ export interface ServerConfig extends CoreSettings {
   streamExpiryMs: number;
   /** Chunks kept per stream for poll; older ones are dropped (poll reports the gap). */
   maxBufferedChunks: number;
+  /** Streams kept at once, over every client / per connection; the oldest finished make room. */
+  maxStreams: number;
+  maxStreamsPerClient: number;
+  /** Estimated bytes of stream chunks kept over every stream. */
+  maxStreamBytes: number;
+  /** The most chunks one poll answers. */
+  maxPollChunks: number;
+  /**
+   * Who may make model-wide calls (abort, destroy, state): 'any' client, or 'owner' rules
+   * (lib/core/model-control.ts); 'auto' is 'owner' once a network transport listens beyond loopback.
+   */
+  modelControl: ModelControlPolicy | 'auto';
   /** On SIGINT/SIGTERM: 'cancel' running requests, or 'finish' them (bounded by shutdownTimeoutMs). */
   shutdownMode: 'cancel' | 'finish';
   shutdownTimeoutMs: number;
@@ -70,6 +83,11 @@ export function defaultConfig(): ServerConfig {
     maxMessageBytes: 1024 * 1024,
     streamExpiryMs: 60_000,
     maxBufferedChunks: 10_000,
+    maxStreams: 1024,
+    maxStreamsPerClient: 64,
+    maxStreamBytes: 64 * 1024 * 1024,
+    maxPollChunks: 1000,
+    modelControl: 'auto',
     shutdownMode: 'cancel',
     shutdownTimeoutMs: 1500,
     maxConnections: 1024,
@@ -86,4 +104,17 @@ export function defaultConfig(): ServerConfig {
       websocket: { enabled: true, host, port: DEFAULT_PORTS.websocket },
     },
   };
+}
+
+const NETWORK_TRANSPORTS = ['tcp', 'udp', 'http', 'websocket'] as const;
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
+}
+
+/** The policy 'auto' stands for: 'owner' as soon as a network transport is reachable beyond this machine. */
+export function modelControlPolicy(config: Pick<ServerConfig, 'modelControl' | 'transports'>): ModelControlPolicy {
+  if (config.modelControl !== 'auto') return config.modelControl;
+  const exposed = NETWORK_TRANSPORTS.some((name) => config.transports[name].enabled && !isLoopback(config.transports[name].host));
+  return exposed ? 'owner' : 'any';
 }

@@ -9,13 +9,13 @@ import { ServerCore } from '../core/core';
 import { RkllmError, isRkllmError } from '../errors';
 import { openRuntime, type Runtime } from '../runtime/runtime';
 import { TransportManager, type TransportManagerOptions } from '../transports/manager';
-import type { ServerConfig } from './config';
+import { modelControlPolicy, type ServerConfig } from './config';
 import { createLogger } from './logger';
 import { Server } from './server';
 import type { RkllmServer } from './types';
 
 export { createLogger } from './logger';
-export { defaultConfig, type ServerConfig, type TransportConfig } from './config';
+export { defaultConfig, modelControlPolicy, type ServerConfig, type TransportConfig } from './config';
 export type { ClientDialer, DialedClient, RkllmServer, ServerStats } from './types';
 export { dialersFor } from './dialers';
 
@@ -41,9 +41,10 @@ async function openConfiguredRuntime(config: ServerConfig): Promise<Runtime> {
 
 export async function createServer(config: ServerConfig, logger: Logger = createLogger(config.logLevel)): Promise<RkllmServer> {
   const runtime = await openConfiguredRuntime(config);
-  const core = new ServerCore(config, logger, runtime);
+  const modelControl = modelControlPolicy(config);
+  const core = new ServerCore({ ...config, modelControl }, logger, runtime);
   const server = new Server(core, config, logger);
-  logger.info({ runtime: runtime.info.path, abi: runtime.info.abi, emulated: runtime.info.emulated }, 'runtime opened');
+  logger.info({ runtime: runtime.info.path, abi: runtime.info.abi, emulated: runtime.info.emulated, model_control: modelControl }, 'runtime opened');
   if (config.model !== undefined) {
     try {
       // The operator's own model is not confined to the models directories.
