@@ -18,7 +18,7 @@ export const modelStateMethods: MethodEntry[] = [
     cheap: false,
     handler: ({ handle, lora_adapter }, { core }) => {
       const loaded = core.models.resolve(handle);
-      const path = core.paths.modelFile('lora_adapter.lora_adapter_path', lora_adapter.lora_adapter_path);
+      const path = core.paths.loraFile('lora_adapter.lora_adapter_path', lora_adapter.lora_adapter_path);
       return returnCode(loaded.model.loadLora({ ...lora_adapter, lora_adapter_path: path }));
     },
   }),
@@ -29,8 +29,16 @@ export const modelStateMethods: MethodEntry[] = [
     cheap: false,
     handler: ({ handle, prompt_cache_path }, { core }) => {
       const loaded = core.models.resolve(handle);
-      const path = core.paths.cacheFileToRead('prompt_cache_path', prompt_cache_path);
-      return returnCode(loaded.model.loadPromptCache(path));
+      // Opened now and read by the runtime through the descriptor, when the call reaches the worker.
+      const file = core.paths.openCacheFileToRead('prompt_cache_path', prompt_cache_path);
+      let call: Promise<number>;
+      try {
+        call = loaded.model.loadPromptCache(file.path);
+      } catch (error) {
+        file.release();
+        throw error;
+      }
+      return returnCode(call.finally(file.release));
     },
   }),
   defineMethod({
