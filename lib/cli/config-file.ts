@@ -28,6 +28,7 @@ const ConfigFileSchema = Type.Object(
     maxQueue: Type.Optional(Count),
     requestTimeoutMs: Type.Optional(Count),
     maxMessageBytes: Type.Optional(Positive),
+    maxBatchLength: Type.Optional(Positive),
     streamExpiryMs: Type.Optional(Positive),
     maxBufferedChunks: Type.Optional(Positive),
     maxStreams: Type.Optional(Positive),

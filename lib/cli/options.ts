@@ -99,6 +99,7 @@ function commandLine(args: readonly string[], version: string) {
     .option('max-queue', limitOption('runs waiting per model behind the running one', defaults.maxQueue))
     .option('request-timeout', limitOption('ms a run may queue and run before it is cancelled (0 = no limit)', defaults.requestTimeoutMs))
     .option('max-message-bytes', limitOption('largest message accepted (line, datagram, body, frame)', defaults.maxMessageBytes))
+    .option('max-batch-length', limitOption('most requests in one JSON-RPC batch', defaults.maxBatchLength))
     .option('max-connections', limitOption('open connections per transport (UDP: known peers)', defaults.maxConnections))
     .option(
       'max-buffered-bytes',
@@ -225,6 +226,7 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
   config.maxQueue = integerFlag(flags, 'max-queue', 0) ?? config.maxQueue;
   config.requestTimeoutMs = integerFlag(flags, 'request-timeout', 0) ?? config.requestTimeoutMs;
   config.maxMessageBytes = integerFlag(flags, 'max-message-bytes', 1) ?? config.maxMessageBytes;
+  config.maxBatchLength = integerFlag(flags, 'max-batch-length', 1) ?? config.maxBatchLength;
   config.maxConnections = integerFlag(flags, 'max-connections', 1) ?? config.maxConnections;
   config.maxBufferedBytesPerConnection = integerFlag(flags, 'max-buffered-bytes', 1) ?? config.maxBufferedBytesPerConnection;
   config.udpRepliesPerSecond = integerFlag(flags, 'udp-replies-per-second', 0) ?? config.udpRepliesPerSecond;

@@ -2,6 +2,13 @@
 // inside the operator's models directories, prompt caches inside the cache directory. The path
 // checked is the path handed to the runtime, so nothing outside those directories is read or
 // written through a client's request.
+//
+// A prompt cache is used later than it is checked (a load waits behind the model's runs; a save
+// happens during a run), and whoever can write in the cache directory could swap a checked file
+// for a symlink meanwhile. So a prompt cache is opened by the server, without following a symlink
+// in its last component, and checked again through the open descriptor (what it really is and
+// where it really is, /proc/self/fd/N); the runtime is handed /proc/self/fd/N, which opens that
+// very file whatever its path has become. The descriptor is held until the runtime is done.
 
 import * as fs from 'fs';
 import * as path from 'path';
@@ -42,6 +49,14 @@ function isSymlink(target: string): boolean {
   }
 }
 
+/** A file the server opened for the runtime, held open until the runtime is done with it. */
+export interface HeldFile {
+  /** /proc/self/fd/N: opening it opens the file that was checked, whatever its path has become. */
+  readonly path: string;
+  /** Closes the descriptor; later calls do nothing. */
+  release(): void;
+}
+
 export class PathPolicy {
   readonly #modelsDirs: string[];
   readonly #cacheDir: string | undefined;
@@ -63,9 +78,27 @@ export class PathPolicy {
     return this.#existingFileIn(field, given, this.#modelsDirs, 'models directory', '--models-dir');
   }
 
+  /** A LoRA adapter: a file in a models directory, always ('sim:NAME' names a model, never an adapter). */
+  loraFile(field: string, given: string): string {
+    return this.#existingFileIn(field, given, this.#modelsDirs, 'models directory', '--models-dir');
+  }
+
   /** A prompt cache file to read. */
   cacheFileToRead(field: string, given: string): string {
     return this.#existingFileIn(field, given, this.#cacheDirs(field), 'cache directory', '--cache-dir');
+  }
+
+  /** A prompt cache to read, checked and opened now; the runtime reads it through the descriptor. */
+  openCacheFileToRead(field: string, given: string): HeldFile {
+    return this.#openInCacheDir(field, this.cacheFileToRead(field, given), fs.constants.O_RDONLY);
+  }
+
+  /**
+   * A prompt cache the runtime will write, at `checked` (what cacheFileToWrite returned when the
+   * request came in): opened now, created if missing; the runtime writes it through the descriptor.
+   */
+  openCacheFileToWrite(field: string, checked: string): HeldFile {
+    return this.#openInCacheDir(field, checked, fs.constants.O_WRONLY | fs.constants.O_CREAT);
   }
 
   /** A prompt cache file the runtime will write: its directory must be inside the cache directory,
@@ -83,6 +116,40 @@ export class PathPolicy {
     if (!isInside(dir, resolved)) throw this.#outside(field, 'cache directory', '--cache-dir');
     if (existing !== undefined && fs.statSync(existing).isDirectory()) throw invalidArgument(field, 'is a directory');
     return resolved;
+  }
+
+  #openInCacheDir(field: string, target: string, flags: number): HeldFile {
+    const [dir] = this.#cacheDirs(field);
+    const { O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+    let fd: number;
+    try {
+      // O_NONBLOCK: a FIFO swapped in must not block the thread in open(); fstat refuses it below.
+      fd = fs.openSync(target, flags | O_NOFOLLOW | O_NONBLOCK, 0o666);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP') throw invalidArgument(field, 'was replaced by a symbolic link after it was checked; it is not followed');
+      if (code === 'ENOENT') throw invalidArgument(field, 'no longer exists');
+      if (code === 'ENXIO') throw invalidArgument(field, 'is not a regular file');
+      throw invalidArgument(field, `cannot be opened (${code ?? String(error)})`);
+    }
+    try {
+      if (!fs.fstatSync(fd).isFile()) throw invalidArgument(field, 'is not a regular file');
+      // Where the open file really is: a directory on the way swapped for a symlink shows here.
+      const opened = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (!isInside(dir, opened)) throw this.#outside(field, 'cache directory', '--cache-dir');
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
+    let open = true;
+    return {
+      path: `/proc/self/fd/${fd}`,
+      release: () => {
+        if (!open) return;
+        open = false;
+        fs.closeSync(fd);
+      },
+    };
   }
 
   #cacheDirs(field: string): string[] {

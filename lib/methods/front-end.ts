@@ -22,6 +22,8 @@ export interface JsonRpcFrontEndOptions {
   readonly core: ServerCore;
   readonly logger: Logger;
   readonly maxMessageBytes: number;
+  /** The most members a batch may have. */
+  readonly maxBatchLength: number;
   readonly enableTestHooks: boolean;
   /** Checked on TCP and UDP requests, whose key travels as an "auth" member. */
   readonly apiKey: ApiKey;
@@ -62,6 +64,9 @@ export class JsonRpcFrontEnd implements MessageHandler {
       }),
       toRpcError,
       tooLarge: (limit) => serverError('MESSAGE_TOO_LARGE', `the limit is ${limit} bytes`, { limit }),
+      maxBatchLength: options.maxBatchLength,
+      batchTooLong: (limit, length) =>
+        serverError('MESSAGE_TOO_LARGE', `a batch of ${length} requests; the limit is ${limit} (--max-batch-length)`, { max_batch_length: limit }),
       authorize: (connection, message) =>
         apiKey.required && keyInMessage(connection.transport) && !apiKey.admits(message.auth)
           ? serverError('UNAUTHORIZED', 'send the API key as "auth" at the top level of every request')

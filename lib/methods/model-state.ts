@@ -30,7 +30,7 @@ export const modelStateMethods: MethodEntry[] = [
     handler: ({ handle, lora_adapter }, context) => {
       const { core } = context;
       const loaded = controlledModel(context, handle, 'state');
-      const path = core.paths.modelFile('lora_adapter.lora_adapter_path', lora_adapter.lora_adapter_path);
+      const path = core.paths.loraFile('lora_adapter.lora_adapter_path', lora_adapter.lora_adapter_path);
       return returnCode(loaded.model.loadLora({ ...lora_adapter, lora_adapter_path: path }));
     },
   }),
@@ -42,8 +42,16 @@ export const modelStateMethods: MethodEntry[] = [
     handler: ({ handle, prompt_cache_path }, context) => {
       const { core } = context;
       const loaded = controlledModel(context, handle, 'state');
-      const path = core.paths.cacheFileToRead('prompt_cache_path', prompt_cache_path);
-      return returnCode(loaded.model.loadPromptCache(path));
+      // Opened now and read by the runtime through the descriptor, when the call reaches the worker.
+      const file = core.paths.openCacheFileToRead('prompt_cache_path', prompt_cache_path);
+      let call: Promise<number>;
+      try {
+        call = loaded.model.loadPromptCache(file.path);
+      } catch (error) {
+        file.release();
+        throw error;
+      }
+      return returnCode(call.finally(file.release));
     },
   }),
   defineMethod({

@@ -5,7 +5,9 @@
 import { RkllmError, invalidArgument } from '../errors';
 import type { SubmittedRun } from '../core/core';
 import type { Job } from '../core/job';
+import type { ModelRun } from '../core/model-port';
 import type { LoadedModel } from '../core/models';
+import type { HeldFile, PathPolicy } from '../core/paths';
 import type { WireRunResult } from '../core/run-result';
 import type { RKLLMInferParam, RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
@@ -57,13 +59,55 @@ export function readInput(params: RunParams & Record<string, unknown>): ReadInpu
   return { input, flat };
 }
 
+const SAVE_CACHE_FIELD = 'rkllm_infer_params.prompt_cache_params.prompt_cache_path';
+
 /** rkllm_infer_params with a prompt cache path to save to confined to the cache directory. */
 export function readInfer(context: MethodContext, infer: PartialInferParam | undefined): PartialInferParam | undefined {
   const cache = infer?.prompt_cache_params;
   if (!infer || !cache || !cache.save_prompt_cache) return infer;
-  const path = context.core.paths.cacheFileToWrite('rkllm_infer_params.prompt_cache_params.prompt_cache_path', cache.prompt_cache_path);
+  const path = context.core.paths.cacheFileToWrite(SAVE_CACHE_FIELD, cache.prompt_cache_path);
   const confined: RKLLMInferParam['prompt_cache_params'] = { ...cache, prompt_cache_path: path };
   return { ...infer, prompt_cache_params: confined };
+}
+
+/**
+ * The prompt cache a run saves, opened when the run reaches the model (a symlink put in its place
+ * since the check is not followed) and handed to the runtime as that open file; the descriptor is
+ * held until the native run has ended, so the runtime can never write through a closed (or
+ * reused) descriptor number.
+ */
+class SavedCache {
+  #file: HeldFile | undefined;
+  #settled = false;
+
+  constructor(
+    private readonly paths: PathPolicy,
+    private readonly checkedPath: string,
+  ) {}
+
+  /** The job's prepare step: the file opened, the infer params pointing at it. */
+  open(input: RKLLMInput, infer: PartialInferParam): { input: RKLLMInput; infer: PartialInferParam } {
+    const file = this.paths.openCacheFileToWrite(SAVE_CACHE_FIELD, this.checkedPath);
+    // Cancelled while being prepared: the run never starts.
+    if (this.#settled) file.release();
+    else this.#file = file;
+    const cache: RKLLMInferParam['prompt_cache_params'] = { ...infer.prompt_cache_params!, prompt_cache_path: file.path };
+    return { input, infer: { ...infer, prompt_cache_params: cache } };
+  }
+
+  /** The job settled; `run` is its native run, if it started. */
+  settled(run: ModelRun | undefined): void {
+    this.#settled = true;
+    const release = (): void => this.#file?.release();
+    if (run === undefined) release();
+    else void Promise.resolve(run).then(release, release);
+  }
+}
+
+function savedCacheOf(context: MethodContext, infer: PartialInferParam | undefined): SavedCache | undefined {
+  const cache = infer?.prompt_cache_params;
+  if (!cache || !cache.save_prompt_cache || cache.prompt_cache_path === undefined) return undefined;
+  return new SavedCache(context.core.paths, cache.prompt_cache_path);
 }
 
 /** The error as this run's client wrote the field (the flat shorthand has no "rkllm_input."). */
@@ -82,6 +126,8 @@ export function startRun(context: MethodContext, loaded: LoadedModel, read: Read
   loaded.scheduler.checkCapacity();
   const pushable = connection.canPush;
   const stream = mode === 'plain' ? 'none' : pushable ? 'push' : 'poll';
+  const savedCache = savedCacheOf(context, infer);
+  let job: Job | undefined;
   const submitted: SubmittedRun = core.submitRun(loaded, {
     requestId: context.requestId ?? null,
     input: read.input,
@@ -89,7 +135,10 @@ export function startRun(context: MethodContext, loaded: LoadedModel, read: Read
     // A plain run and a pushed stream belong to the connection; a poll-only stream to nobody.
     session: stream === 'poll' ? undefined : context.session(),
     stream,
+    prepare: savedCache && (() => Promise.resolve(savedCache.open(read.input, infer ?? {}))),
+    onSettled: savedCache && (() => savedCache.settled(job?.run)),
   });
+  job = submitted.job;
   if (read.flat) flatInputJobs.add(submitted.job);
   if (submitted.stream && connection.holdUntilStreamsEnd) context.holdUntil(submitted.stream.ended);
   if (mode === 'async' || (mode === 'stream' && !pushable)) return { stream_id: submitted.stream?.id };

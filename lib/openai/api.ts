@@ -9,6 +9,7 @@ import type { TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import type { ServerCore } from '../core/core';
 import type { LoadedModel } from '../core/models';
+import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
 import { planChat, planCompletion, splitMessages, type ChatPlan } from './conversation';
 import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError, unauthorized } from './errors';
 import { samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from './generation';
@@ -18,6 +19,7 @@ import {
   type ChatCompletionRequest,
   type CompletionRequest,
 } from './schemas';
+import { MAX_STOP_LENGTH } from './stop';
 import { parseToolCalls, type ToolCall } from './tool-calls';
 
 /** What the HTTP transport needs of this module (it declares the same shape as HttpRoutes). */
@@ -51,7 +53,14 @@ function newId(prefix: string): string {
 
 function stopsOf(stop: string | string[] | null | undefined): string[] {
   if (stop === null || stop === undefined) return [];
-  return typeof stop === 'string' ? [stop] : stop;
+  const stops = typeof stop === 'string' ? [stop] : stop;
+  // Held-back output and matching work grow with a stop's length: bounded, and said so.
+  const long = stops.findIndex((sequence) => sequence.length > MAX_STOP_LENGTH);
+  if (long !== -1) {
+    const param = typeof stop === 'string' ? 'stop' : `stop.${long}`;
+    throw badRequest(`Invalid value for '${param}': a stop sequence may be at most ${MAX_STOP_LENGTH} characters long (this one has ${stops[long].length}).`, param, 'invalid_value');
+  }
+  return stops;
 }
 
 export function writeOpenAiError(response: http.ServerResponse, error: OpenAiError): void {
@@ -77,6 +86,12 @@ function readBody<T>(body: string, check: TypeCheck<TSchema>): T {
     throw badRequest('The request body is not valid JSON.', null, 'invalid_json');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('The request body must be a JSON object.');
+  // Parts of the body are serialised again (tools): a depth JSON.stringify cannot take is the client's mistake.
+  const tooDeep = pathTooDeep(value);
+  if (tooDeep !== undefined) {
+    const param = tooDeep.join('.');
+    throw badRequest(`Invalid value for '${param}': nested deeper than ${MAX_NESTING_DEPTH} levels of arrays and objects.`, param, 'invalid_value');
+  }
   const first = check.Errors(value).First();
   if (first) {
     const param = first.path.slice(1).replace(/\//g, '.') || null;

@@ -46,6 +46,15 @@ export interface Connection {
    * Sends one message (a response, a batch of responses, or a notification). Returns false when
    * the message could not be queued: the peer is gone, or it stopped reading and the transport
    * cut it off (the transport then also reports the connection closed).
+   *
+   * What a transport promises the engine here, so that no peer can make the server hold more
+   * than the transport's bound for it (maxBufferedBytesPerConnection):
+   * - the bytes the peer has not taken yet plus the new ones are checked before every write; a
+   *   peer past the bound is cut off;
+   * - a batch reply (an array) is serialised and written member by member as the peer takes
+   *   them, never built as one string;
+   * - a response larger than the bound on its own is replaced by a MESSAGE_TOO_LARGE error to
+   *   its id (TransportHandler.refusal), so the client still gets one answer.
    */
   send(message: OutgoingMessage): boolean;
   /**

@@ -1,12 +1,15 @@
 // A JSON-RPC 2.0 engine: one received text in, replies out through the connection. It checks
-// size, JSON and envelope, finds the method in the table, validates its params against the
-// method's schema, calls the handler and answers (never for a notification). A batch is answered
-// with one array once all its members are. Nothing a client sends can make it throw. It knows no
-// method and no server: the front end gives it its table, its context and its error mapping.
+// size, JSON and envelope, finds the method in the table, bounds the params' nesting, validates
+// them against the method's schema, calls the handler and answers (never for a notification). A
+// batch (at most maxBatchLength members) is answered with one array once all its members are; the
+// transport writes that array member by member (lib/rpc/connection.ts). Nothing a client sends
+// can make it throw. It knows no method and no server: the front end gives it its table, its
+// context and its error mapping.
 
 import type { Logger } from 'pino';
 import type { Connection, OutgoingMessage } from './connection';
 import type { MethodEntry } from './define';
+import { MAX_NESTING_DEPTH, pathTooDeep } from './depth';
 import { failure, isErrorResponse, readEnvelope, success, type RequestId, type RpcRequest, type Response } from './envelope';
 import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, invalidParams } from './errors';
 
@@ -32,6 +35,12 @@ export interface RpcEngineOptions<C> {
   toRpcError(error: unknown): RpcError;
   /** The reply to a message over maxMessageBytes. */
   tooLarge(limit: number): RpcError;
+  /** The most members a batch may have; a longer one is refused whole, unread. */
+  readonly maxBatchLength: number;
+  /** The reply to a batch of more than maxBatchLength members. */
+  batchTooLong(limit: number, length: number): RpcError;
+  /** How deep params may nest (arrays and objects; params itself is level 1); default MAX_NESTING_DEPTH. */
+  readonly maxParamsDepth?: number;
   /** Checked first, on every well-formed request: an error refuses it (an API key). */
   authorize?(connection: Connection, message: Readonly<Record<string, unknown>>): RpcError | undefined;
   /** Checked once the params are valid, before the handler runs: an error refuses it (shutdown). */
@@ -50,13 +59,17 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 /** "/param/extend_param/n_batch" → "param.extend_param.n_batch"; "/token_input/3" → "token_input[3]". */
 function fieldOf(pointer: string): string {
   if (pointer === '') return 'params';
+  return fieldOfPath(pointer.slice(1).split('/').map((raw) => raw.replace(/~1/g, '/').replace(/~0/g, '~')));
+}
+
+/** ["tools", 0, "function"] → "tools[0].function". */
+function fieldOfPath(segments: readonly (string | number)[]): string {
   let field = '';
-  for (const raw of pointer.slice(1).split('/')) {
-    const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (/^\d+$/.test(segment)) field += `[${segment}]`;
+  for (const segment of segments) {
+    if (typeof segment === 'number' || /^\d+$/.test(segment)) field += `[${segment}]`;
     else field += field === '' ? segment : `.${segment}`;
   }
-  return field;
+  return field === '' ? 'params' : field;
 }
 
 export class RpcEngine<C> {
@@ -103,6 +116,11 @@ export class RpcEngine<C> {
       this.#send(connection, failure(null, new RpcError(INVALID_REQUEST, 'Invalid Request', { reason: 'an empty batch' })));
       return SETTLED;
     }
+    // Refused before any member runs: its replies would be built, held and written for nothing.
+    if (members.length > this.#options.maxBatchLength) {
+      this.#send(connection, failure(null, this.#options.batchTooLong(this.#options.maxBatchLength, members.length)));
+      return SETTLED;
+    }
     const replies = members.map((member) => this.#call(connection, member, holds));
     return Promise.all(replies).then((settled) => {
       const responses = settled.filter((reply): reply is Response => reply !== undefined);
@@ -126,6 +144,12 @@ export class RpcEngine<C> {
     let params = request.params;
     if (params === undefined || (Array.isArray(params) && params.length === 0)) params = {};
     else if (Array.isArray(params)) return this.#fail(request, invalidParams('params', 'expected named params (an object), not an array'));
+    // Handlers may serialise what they are given (tools): a depth JSON.stringify cannot take is the client's mistake.
+    const maxDepth = options.maxParamsDepth ?? MAX_NESTING_DEPTH;
+    const tooDeep = pathTooDeep(params, maxDepth);
+    if (tooDeep !== undefined) {
+      return this.#fail(request, invalidParams(fieldOfPath(tooDeep), `nested deeper than ${maxDepth} levels of arrays and objects`));
+    }
     if (!entry.validator.Check(params)) {
       const first = entry.validator.Errors(params).First();
       return this.#fail(request, invalidParams(first ? fieldOf(first.path) : 'params', first?.message ?? 'invalid'));

@@ -27,6 +27,8 @@ export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
   requestTimeoutMs: number;
   /** The largest message accepted on any transport (a line, datagram, body or frame). */
   maxMessageBytes: number;
+  /** The most requests one JSON-RPC batch may hold; a longer batch is refused whole. */
+  maxBatchLength: number;
   /** A finished or abandoned stream's buffered chunks expire this long after the last poll. */
   streamExpiryMs: number;
   /** Chunks kept per stream for poll; older ones are dropped (poll reports the gap). */
@@ -81,6 +83,7 @@ export function defaultConfig(): ServerConfig {
     maxQueue: 64,
     requestTimeoutMs: 0,
     maxMessageBytes: 1024 * 1024,
+    maxBatchLength: 1000,
     streamExpiryMs: 60_000,
     maxBufferedChunks: 10_000,
     maxStreams: 1024,

@@ -34,6 +34,7 @@ export class Server implements RkllmServer {
       core,
       logger,
       maxMessageBytes: config.maxMessageBytes,
+      maxBatchLength: config.maxBatchLength,
       enableTestHooks: config.enableTestHooks,
       apiKey: this.apiKey,
       dropProbe: (transport, handle) => probeConnectionDrop(core, this.#dialers, transport, handle),

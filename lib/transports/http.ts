@@ -11,13 +11,15 @@
 // the same models and queues. With config.apiKey set, POST / and /v1 require
 // `Authorization: Bearer <key>` (401 otherwise); GET /health stays open for readiness probes.
 // Keep-alive is Node's default. Sockets are bounded by limits.maxConnections (extra ones get a
-// polite 503), bodies by limits.maxMessageBytes (413), and an SSE reader that stops reading is cut
-// off at limits.maxBufferedBytesPerConnection.
+// polite 503), bodies by limits.maxMessageBytes (413). Replies go through a PeerOutput
+// (peer-output.ts): a reader that stops reading is cut off at limits.maxBufferedBytesPerConnection,
+// and a batch reply leaves member by member (chunked, or as one SSE event in pieces).
 
 import * as http from 'http';
 import type { Socket } from 'net';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
-import { invalidRequest, messageTooLarge, serialize, tooManyConnections, unauthorized } from './replies';
+import { PeerOutput, type OutputSink } from './peer-output';
+import { invalidRequest, messageTooLarge, replyTooLarge, tooManyConnections, unauthorized } from './replies';
 import {
   bindOnce,
   reportClosed,
@@ -62,6 +64,7 @@ class HttpConnection implements Connection {
   readonly id: string;
   readonly canPush: boolean;
   readonly holdUntilStreamsEnd: boolean;
+  readonly output: PeerOutput;
   sentCount = 0;
   closed = false;
 
@@ -69,50 +72,78 @@ class HttpConnection implements Connection {
     id: string,
     private readonly response: http.ServerResponse,
     private readonly streaming: boolean,
-    private readonly maxBufferedBytes: number,
-    private readonly onCutOff: (connection: HttpConnection) => void,
+    context: TransportContext,
+    onCutOff: (connection: HttpConnection, why: string) => void,
   ) {
     this.id = id;
     this.canPush = streaming;
     this.holdUntilStreamsEnd = streaming;
+    this.output = new PeerOutput({
+      sink: streaming ? eventStreamOutput(response) : bodyOutput(response),
+      limitBytes: context.limits.maxBufferedBytesPerConnection,
+      tooLarge: (requestId, bytes, limit) => replyTooLarge(context.handler, requestId, bytes, limit),
+      cutOff: (why) => onCutOff(this, why),
+    });
   }
 
   send(message: OutgoingMessage): boolean {
-    if (this.closed || this.response.destroyed) return false;
-    const text = serialize(message);
-    if (!this.streaming) {
-      // A plain request has one body; the engine sends it once.
-      if (this.sentCount > 0) return false;
-      this.sentCount += 1;
-      writeJson(this.response, 200, text);
-      return true;
-    }
-    if (this.response.writableLength > this.maxBufferedBytes) {
-      this.onCutOff(this);
-      return false;
-    }
-    this.sentCount += 1;
-    this.response.write(`data: ${text}\n\n`);
-    return true;
+    return this.sendAll([message]);
   }
 
   /** An event stream takes a batch (a runtime batch of tokens) as one write of several events. */
   sendAll(messages: readonly OutgoingMessage[]): boolean {
-    if (!this.streaming || messages.length === 1) {
-      for (const message of messages) if (!this.send(message)) return false;
-      return true;
-    }
     if (this.closed || this.response.destroyed) return false;
-    if (this.response.writableLength > this.maxBufferedBytes) {
-      this.onCutOff(this);
-      return false;
+    if (!this.streaming) {
+      // A plain request has one body; the engine sends it once.
+      if (this.sentCount > 0) return false;
+      this.sentCount = 1;
+      return this.output.send(messages.slice(0, 1)) && messages.length === 1;
     }
-    let text = '';
-    for (const message of messages) text += `data: ${serialize(message)}\n\n`;
     this.sentCount += messages.length;
-    this.response.write(text);
-    return true;
+    return this.output.send(messages);
   }
+}
+
+/** A plain response: the one message is the body; a batch reply goes out chunked, member by member. */
+function bodyOutput(response: http.ServerResponse): OutputSink {
+  return {
+    buffered: () => response.writableLength,
+    writeMessages: (texts) => writeJson(response, 200, texts[0]),
+    writePiece: (text, first, last) => {
+      if (first) response.writeHead(200, { 'content-type': 'application/json' });
+      const more = response.write(text);
+      if (last) response.end();
+      return more;
+    },
+    onceDrained: (callback) => onceResponseDrained(response, callback),
+  };
+}
+
+/** An SSE response: one `data:` event per message; a batch reply is one event written in pieces. */
+function eventStreamOutput(response: http.ServerResponse): OutputSink {
+  return {
+    buffered: () => response.writableLength,
+    writeMessages: (texts) => {
+      let text = '';
+      for (const message of texts) text += `data: ${message}\n\n`;
+      response.write(text);
+    },
+    writePiece: (text, first, last) => response.write(`${first ? 'data: ' : ''}${text}${last ? '\n\n' : ''}`),
+    onceDrained: (callback) => onceResponseDrained(response, callback),
+  };
+}
+
+function onceResponseDrained(response: http.ServerResponse, callback: () => void): () => void {
+  if (response.destroyed) {
+    process.nextTick(callback);
+    return () => undefined;
+  }
+  response.once('drain', callback);
+  response.once('close', callback);
+  return () => {
+    response.off('drain', callback);
+    response.off('close', callback);
+  };
 }
 
 export class HttpTransport implements Transport {
@@ -276,18 +307,12 @@ export class HttpTransport implements Transport {
   private dispatch(request: http.IncomingMessage, response: http.ServerResponse, body: string): void {
     const streaming = /\btext\/event-stream\b/i.test(request.headers.accept ?? '');
     const remote = `${request.socket.remoteAddress ?? '?'}:${request.socket.remotePort ?? 0}`;
-    const connection = new HttpConnection(
-      `http#${this.nextRequestNumber++} ${remote}`,
-      response,
-      streaming,
-      this.context.limits.maxBufferedBytesPerConnection,
-      (cut) => {
-        this.counters.cutOff += 1;
-        this.context.logger.warn({ transport: this.name, connection: cut.id }, `${cut.id}: cut off, it is not reading its event stream`);
-        this.closeConnection(cut, true);
-        response.destroy();
-      },
-    );
+    const connection = new HttpConnection(`http#${this.nextRequestNumber++} ${remote}`, response, streaming, this.context, (cut, why) => {
+      this.counters.cutOff += 1;
+      this.context.logger.warn({ transport: this.name, connection: cut.id }, `${cut.id}: cut off, ${why}`);
+      this.closeConnection(cut, true);
+      response.destroy();
+    });
     this.openConnections.add(connection);
     if (streaming) {
       response.writeHead(200, {
@@ -305,20 +330,24 @@ export class HttpTransport implements Transport {
       .handleMessage(connection, body)
       .catch((error: unknown) => this.context.logger.error({ err: error, connection: connection.id }, 'handleMessage rejected'))
       .finally(() => {
-        if (!response.destroyed && !response.writableEnded) {
-          if (streaming) response.end();
-          else if (connection.sentCount === 0) {
-            response.writeHead(204);
-            response.end();
+        // After the last of the reply has been written (a batch reply may still be leaving).
+        connection.output.end(() => {
+          if (!response.destroyed && !response.writableEnded) {
+            if (streaming) response.end();
+            else if (connection.sentCount === 0) {
+              response.writeHead(204);
+              response.end();
+            }
           }
-        }
-        this.closeConnection(connection);
+          this.closeConnection(connection);
+        });
       });
   }
 
   private closeConnection(connection: HttpConnection, deferNotice = false): void {
     if (connection.closed) return;
     connection.closed = true;
+    connection.output.close();
     this.openConnections.delete(connection);
     reportClosed(this.context, connection, deferNotice);
   }

@@ -49,3 +49,9 @@ export function isRequestId(value: unknown): value is RequestId {
 export function isResponse(message: Record<string, unknown>): boolean {
   return 'id' in message && ('result' in message || 'error' in message);
 }
+
+/** What takes the place of a response too large for a peer's output bound: one error to its id. */
+export function replyTooLarge(handler: TransportHandler, id: RequestId, bytes: number, limitBytes: number): OutgoingMessage {
+  const detail = `the reply (${bytes} bytes) is larger than this connection's output bound (${limitBytes} bytes, --max-buffered-bytes)`;
+  return handler.refusal(new RkllmError(detail, 'MESSAGE_TOO_LARGE', { facts: { max_bytes: limitBytes, reply_bytes: bytes } }), id);
+}

@@ -1,19 +1,21 @@
 // One peer that speaks newline-delimited JSON over a byte stream: a TCP socket, the process's
-// stdin/stdout, or an in-process pipe pair attached to the stdio transport. Lines go to the handler as they
-// complete; replies are written as lines. A peer that stops reading while its output piles up is
-// cut off; one that half-closes (end of stdin, a TCP FIN) gets the replies to what it already
-// sent, then is closed.
+// stdin/stdout, or an in-process pipe pair attached to the stdio transport. Lines go to the
+// handler as they complete; replies are written as lines through a PeerOutput (peer-output.ts):
+// every write is checked against the output bound, a batch reply leaves member by member, and
+// input is paused while output waits. A peer that stops reading is cut off; one that half-closes
+// (end of stdin, a TCP FIN) gets the replies to what it already sent, then is closed.
 //
 // A FIN says only that the peer has finished sending: a crashed client's kernel sends one too.
 // A socket that is fully closed answers any byte it is sent with a reset, so while a half-closed
 // TCP peer is owed replies, a single space (whitespace between JSON texts, which no reader
-// parses differently) is written every halfCloseProbeMs; once the peer has gone, the next write
-// fails and the peer is closed, which cancels its requests.
+// parses differently) is written every halfCloseProbeMs when no reply is part-way out; once the
+// peer has gone, the next write fails and the peer is closed, which cancels its requests.
 
 import type { Readable, Writable } from 'stream';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
 import { LineSplitter, type LineSink } from '../framing/line-splitter';
-import { messageTooLarge, serialize } from './replies';
+import { PeerOutput, type OutputSink } from './peer-output';
+import { messageTooLarge, replyTooLarge } from './replies';
 import { reportClosed, type TransportContext } from './transport';
 
 /** Messages of one peer being handled at once before its input is paused (a flood guard). */
@@ -44,9 +46,14 @@ export class StreamPeer implements Connection {
 
   private readonly options: StreamPeerOptions;
   private readonly splitter: LineSplitter;
+  private readonly output: PeerOutput;
+  /** The output waits on the socket: input stays paused until it has gone out. */
+  private outputWaiting = false;
   private inFlight = 0;
   private inputEnded = false;
   private closed = false;
+  /** Whether onClosed has been called (after a half-close, only once the output is out). */
+  private transportTold = false;
   private paused = false;
   private probeTimer: NodeJS.Timeout | undefined;
 
@@ -55,6 +62,17 @@ export class StreamPeer implements Connection {
     this.id = options.id;
     this.transport = options.transport;
     this.splitter = new LineSplitter(options.context.limits.maxMessageBytes);
+    const { handler, limits } = options.context;
+    this.output = new PeerOutput({
+      sink: lineOutput(options.output),
+      limitBytes: limits.maxBufferedBytesPerConnection,
+      tooLarge: (id, bytes, limit) => replyTooLarge(handler, id, bytes, limit),
+      cutOff: (why) => this.cutOff(why),
+      backpressure: (waiting) => {
+        this.outputWaiting = waiting;
+        this.updateFlow();
+      },
+    });
 
     const { input, output } = options;
     // A socket is both: then one 'close' and one 'error' cover both directions.
@@ -76,48 +94,35 @@ export class StreamPeer implements Connection {
     return this.closed;
   }
 
-  /** Bytes written to the peer and not yet taken by it. */
+  /** Bytes written to the peer and not yet taken by it, and those waiting to be written. */
   get bufferedBytes(): number {
-    return this.closed ? 0 : this.options.output.writableLength;
+    return this.closed ? 0 : this.output.pendingBytes;
   }
 
   send(message: OutgoingMessage): boolean {
-    if (!this.admitOutput()) return false;
-    this.options.output.write(serialize(message) + '\n');
-    return true;
+    return this.sendAll([message]);
   }
 
   /** A batch of messages (a runtime batch of tokens) as one write of several lines. */
   sendAll(messages: readonly OutgoingMessage[]): boolean {
-    if (!this.admitOutput()) return false;
-    let text = '';
-    for (const message of messages) text += serialize(message) + '\n';
-    this.options.output.write(text);
-    return true;
+    if (this.closed || this.options.output.destroyed) return false;
+    return this.output.send(messages);
   }
 
-  /** Whether output may be written now; cuts the peer off when it has stopped reading. */
-  private admitOutput(): boolean {
-    if (this.closed || this.options.output.destroyed) return false;
-    const { limits, logger } = this.options.context;
-    // What is still waiting from earlier sends is what the peer has not read: past the bound it
-    // is cut off, so memory stays bounded by the limit plus one message.
-    if (this.options.output.writableLength > limits.maxBufferedBytesPerConnection) {
-      logger.warn(
-        { transport: this.transport, connection: this.id, bufferedBytes: this.options.output.writableLength },
-        `${this.id}: cut off, it is not reading its replies`,
-      );
-      // The engine hears of it on the next tick, not from inside its own send().
-      this.markClosed('cut-off', true);
-      this.options.destroy();
-      return false;
-    }
-    return true;
+  /** The peer stopped reading its replies: closed at once, its requests cancelled. */
+  private cutOff(why: string): void {
+    const { logger } = this.options.context;
+    logger.warn({ transport: this.transport, connection: this.id, bufferedBytes: this.options.output.writableLength }, `${this.id}: cut off, ${why}`);
+    // The engine hears of it on the next tick, not from inside its own send(). A peer that
+    // half-closed is already closed for the engine; its socket still goes.
+    this.markClosed('cut-off', true);
+    this.options.destroy();
   }
 
   /** Closes the peer abruptly (transport stop, cut-off); its requests are then cancelled. */
   close(reason: CloseReason = 'stopped'): void {
-    if (this.closed) return;
+    // Also for a peer that half-closed and whose last replies are still going out.
+    if (this.closed && this.transportTold) return;
     this.markClosed(reason);
     this.options.destroy();
   }
@@ -136,10 +141,7 @@ export class StreamPeer implements Connection {
     // Blank lines (keep-alives, a stray '\r\n') are not messages.
     if (text.trim() === '') return;
     this.inFlight += 1;
-    if (this.inFlight >= MAX_IN_FLIGHT_PER_PEER && !this.paused) {
-      this.paused = true;
-      this.options.input.pause();
-    }
+    this.updateFlow();
     this.options.context.handler
       .handleMessage(this, text)
       .catch((error: unknown) => {
@@ -150,11 +152,22 @@ export class StreamPeer implements Connection {
 
   private settled(): void {
     this.inFlight -= 1;
-    if (this.paused && this.inFlight < MAX_IN_FLIGHT_PER_PEER / 2 && !this.closed) {
+    this.updateFlow();
+    if (this.inputEnded && this.inFlight === 0) this.finishAfterHalfClose();
+  }
+
+  /** Input is paused while too many of its messages are in flight, or while its output waits. */
+  private updateFlow(): void {
+    if (this.closed) return;
+    const flooded = this.inFlight >= (this.paused ? MAX_IN_FLIGHT_PER_PEER / 2 : MAX_IN_FLIGHT_PER_PEER);
+    const hold = flooded || this.outputWaiting;
+    if (hold && !this.paused) {
+      this.paused = true;
+      this.options.input.pause();
+    } else if (!hold && this.paused) {
       this.paused = false;
       this.options.input.resume();
     }
-    if (this.inputEnded && this.inFlight === 0) this.finishAfterHalfClose();
   }
 
   private onInputEnd(): void {
@@ -169,8 +182,8 @@ export class StreamPeer implements Connection {
     const interval = this.options.halfCloseProbeMs;
     if (interval === undefined || this.probeTimer !== undefined) return;
     this.probeTimer = setInterval(() => {
-      // Written between whole lines only: every send writes its lines at once.
-      if (!this.closed && !this.options.output.destroyed) this.options.output.write(' ');
+      // Written between whole lines only: never while a reply is part-way out.
+      if (!this.closed && !this.options.output.destroyed && this.output.idle) this.options.output.write(' ');
     }, interval);
     this.probeTimer.unref();
   }
@@ -179,7 +192,6 @@ export class StreamPeer implements Connection {
   private finishAfterHalfClose(): void {
     if (this.closed) return;
     this.markClosed('ended');
-    this.options.endOutput();
   }
 
   private fail(side: 'input' | 'output', error: Error): void {
@@ -192,9 +204,54 @@ export class StreamPeer implements Connection {
   }
 
   private markClosed(reason: CloseReason, deferNotice = false): void {
-    if (this.closed) return;
+    if (this.closed) {
+      // Half-closed and still writing its last replies: now the socket is gone too.
+      this.output.close();
+      this.tellTransport(reason);
+      return;
+    }
     this.closed = true;
     if (this.probeTimer !== undefined) clearInterval(this.probeTimer);
-    reportClosed(this.options.context, this, deferNotice, () => this.options.onClosed(this, reason));
+    if (reason === 'ended') {
+      // The engine hears now (nothing more is sent); the transport once the last reply is out,
+      // so stdio's parent is not left without the end of a batch reply.
+      reportClosed(this.options.context, this, deferNotice);
+      this.output.end(() => {
+        this.options.endOutput();
+        this.tellTransport('ended');
+      });
+      return;
+    }
+    this.output.close();
+    reportClosed(this.options.context, this, deferNotice, () => this.tellTransport(reason));
   }
+
+  private tellTransport(reason: CloseReason): void {
+    if (this.transportTold) return;
+    this.transportTold = true;
+    this.options.onClosed(this, reason);
+  }
+}
+
+/** Newline-delimited JSON on a writable: a message is a line, a batch reply one line in pieces. */
+function lineOutput(output: Writable): OutputSink {
+  return {
+    buffered: () => output.writableLength,
+    writeMessages: (texts) => {
+      output.write(texts.length === 1 ? texts[0] + '\n' : texts.join('\n') + '\n');
+    },
+    writePiece: (text, _first, last) => output.write(last ? text + '\n' : text),
+    onceDrained: (callback) => {
+      if (output.destroyed) {
+        process.nextTick(callback);
+        return () => undefined;
+      }
+      output.once('drain', callback);
+      output.once('close', callback);
+      return () => {
+        output.off('drain', callback);
+        output.off('close', callback);
+      };
+    },
+  };
 }

@@ -4,13 +4,16 @@
 // big): the frame cannot be skipped without reading it. Peers are pinged every PING_INTERVAL_MS
 // and one that has not answered the previous ping is terminated. A peer that lets more than
 // limits.maxBufferedBytesPerConnection pile up unread is closed with 1008 (and terminated if it
-// does not take the close either). Upgrades beyond limits.maxConnections get a 503.
+// does not take the close either); its output goes through a PeerOutput (peer-output.ts), which
+// checks the bound before every frame and sends a batch reply as one message in fragments, one
+// per member. Upgrades beyond limits.maxConnections get a 503.
 
 import * as http from 'http';
 import type { Duplex } from 'stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
-import { invalidRequest, serialize, tooManyConnections, unauthorized } from './replies';
+import { PeerOutput, type OutputSink } from './peer-output';
+import { invalidRequest, replyTooLarge, serialize, tooManyConnections, unauthorized } from './replies';
 import {
   formatHostPort,
   bindOnce,
@@ -34,48 +37,74 @@ class WebSocketPeer implements Connection {
   readonly canPush = true;
   readonly id: string;
   readonly socket: WebSocket;
+  readonly output: PeerOutput;
   answeredPing = true;
   closed = false;
 
   constructor(
     id: string,
     socket: WebSocket,
-    /** The TCP socket under the WebSocket: corked around a batch so its frames leave in one write. */
-    private readonly tcp: Duplex,
-    private readonly maxBufferedBytes: number,
-    private readonly onCutOff: (peer: WebSocketPeer) => void,
+    /** The TCP socket under the WebSocket: corked around a burst so its frames leave in one write. */
+    tcp: Duplex,
+    context: TransportContext,
+    onCutOff: (peer: WebSocketPeer, why: string) => void,
   ) {
     this.id = id;
     this.socket = socket;
+    this.output = new PeerOutput({
+      sink: frameOutput(socket, tcp),
+      limitBytes: context.limits.maxBufferedBytesPerConnection,
+      tooLarge: (requestId, bytes, limit) => replyTooLarge(context.handler, requestId, bytes, limit),
+      cutOff: (why) => onCutOff(this, why),
+      // A peer whose output waits is not read meanwhile: it cannot queue more work than it takes.
+      backpressure: (waiting) => (waiting ? socket.pause() : socket.resume()),
+    });
   }
 
   send(message: OutgoingMessage): boolean {
-    if (!this.admitOutput()) return false;
-    this.socket.send(serialize(message));
-    return true;
+    return this.sendAll([message]);
   }
 
   /** A batch of messages (a runtime batch of tokens): one frame each, one write for all. */
   sendAll(messages: readonly OutgoingMessage[]): boolean {
-    if (!this.admitOutput()) return false;
-    this.tcp.cork();
-    try {
-      for (const message of messages) this.socket.send(serialize(message));
-    } finally {
-      this.tcp.uncork();
-    }
-    return true;
-  }
-
-  private admitOutput(): boolean {
     if (this.closed || this.socket.readyState !== WebSocket.OPEN) return false;
-    // bufferedAmount is what earlier sends left unread: past the bound the peer is cut off.
-    if (this.socket.bufferedAmount > this.maxBufferedBytes) {
-      this.onCutOff(this);
-      return false;
-    }
-    return true;
+    return this.output.send(messages);
   }
+}
+
+/** One text frame per message; a batch reply is one message sent as fragments, one per member. */
+function frameOutput(socket: WebSocket, tcp: Duplex): OutputSink {
+  return {
+    buffered: () => socket.bufferedAmount,
+    writeMessages: (texts) => {
+      if (texts.length === 1) {
+        socket.send(texts[0]);
+        return;
+      }
+      tcp.cork();
+      try {
+        for (const text of texts) socket.send(text);
+      } finally {
+        tcp.uncork();
+      }
+    },
+    writePiece: (text, _first, last) => {
+      socket.send(text, { fin: last });
+      return !tcp.writableNeedDrain;
+    },
+    onceDrained: (callback) => {
+      if (tcp.destroyed) {
+        process.nextTick(callback);
+        return () => undefined;
+      }
+      tcp.once('drain', callback);
+      tcp.once('close', callback);
+      return () => {
+        tcp.off('drain', callback);
+        tcp.off('close', callback);
+      };
+    },
+  };
 }
 
 export class WebSocketTransport implements Transport {
@@ -180,12 +209,10 @@ export class WebSocketTransport implements Transport {
   }
 
   private admit(ws: WebSocket, request: http.IncomingMessage): void {
-    const { limits, handler, logger } = this.context;
+    const { handler, logger } = this.context;
     this.counters.accepted += 1;
     const remote = formatHostPort(request.socket.remoteAddress ?? '?', request.socket.remotePort ?? 0);
-    const peer = new WebSocketPeer(`websocket#${this.nextPeerNumber++} ${remote}`, ws, request.socket, limits.maxBufferedBytesPerConnection, (cut) =>
-      this.cutOff(cut),
-    );
+    const peer = new WebSocketPeer(`websocket#${this.nextPeerNumber++} ${remote}`, ws, request.socket, this.context, (cut, why) => this.cutOff(cut, why));
     this.peers.add(peer);
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       if (peer.closed) return;
@@ -208,12 +235,9 @@ export class WebSocketTransport implements Transport {
     logger.debug({ transport: this.name, connection: peer.id }, 'websocket opened');
   }
 
-  private cutOff(peer: WebSocketPeer): void {
+  private cutOff(peer: WebSocketPeer, why: string): void {
     this.counters.cutOff += 1;
-    this.context.logger.warn(
-      { transport: this.name, connection: peer.id, bufferedBytes: peer.socket.bufferedAmount },
-      `${peer.id}: cut off, it is not reading its messages`,
-    );
+    this.context.logger.warn({ transport: this.name, connection: peer.id, bufferedBytes: peer.socket.bufferedAmount }, `${peer.id}: cut off, ${why}`);
     // The engine hears of it on the next tick, not from inside its own send().
     this.forget(peer, true);
     peer.socket.close(POLICY_VIOLATION, 'not reading: too much output buffered');
@@ -223,6 +247,7 @@ export class WebSocketTransport implements Transport {
   private forget(peer: WebSocketPeer, deferNotice = false): void {
     if (peer.closed) return;
     peer.closed = true;
+    peer.output.close();
     this.peers.delete(peer);
     reportClosed(this.context, peer, deferNotice);
   }
