@@ -62,6 +62,8 @@ export const RKLLM_ERROR_CODES = [
   'TOO_MANY_CONNECTIONS',
   /** The API key is missing or wrong. */
   'UNAUTHORIZED',
+  /** A browser protection refused the request: its Host or Origin is not allowed. */
+  'FORBIDDEN',
   /** A self-test of the server (test_connection_drop) could not run to its end. */
   'PROBE_FAILED',
   /** Something the server itself got wrong; the message is for the log, never the wire. */

@@ -27,6 +27,7 @@ export const SERVER_ERRORS = {
   TRANSPORT_NOT_RUNNING: { code: -32016, message: 'That transport is not running' },
   TOO_MANY_CONNECTIONS: { code: -32017, message: 'Too many connections; try again later' },
   UNAUTHORIZED: { code: -32018, message: 'Missing or wrong API key' },
+  FORBIDDEN: { code: -32019, message: 'Refused: the Host or Origin of the request is not allowed' },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;
@@ -60,6 +61,7 @@ const WIRE_BY_CODE: Readonly<Record<RkllmErrorCode, ServerErrorName | 'INVALID_P
   TRANSPORT_NOT_RUNNING: 'TRANSPORT_NOT_RUNNING',
   TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
   UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
   PROBE_FAILED: 'RUNTIME_ERROR',
   INTERNAL: 'INTERNAL_ERROR',
 };

@@ -36,6 +36,18 @@ export interface ServerConfig extends CoreSettings {
 
   /** Open connections per transport (TCP, WebSocket, HTTP sockets; UDP peers). */
   maxConnections: number;
+  /** Open TCP, WebSocket and HTTP sockets from one address, per transport; undefined: half of maxConnections. */
+  maxConnectionsPerAddress?: number;
+  /** HTTP and WebSocket: a request's headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** HTTP and WebSocket: a whole request, body included, must arrive within this. */
+  bodyTimeoutMs: number;
+  /** HTTP and WebSocket: a keep-alive connection with no request in flight is closed after this. */
+  idleTimeoutMs: number;
+  /** HTTP and WebSocket: Host names accepted besides the server's own addresses and localhost. */
+  allowedHosts: string[];
+  /** HTTP and WebSocket: origins whose web pages may use the server (none by default). */
+  allowedOrigins: string[];
   /** Bytes queued for one peer that is not reading before it is cut off. */
   maxBufferedBytesPerConnection: number;
   /** UDP: replies per second to one address (0 = no cap). */
@@ -71,6 +83,11 @@ export function defaultConfig(): ServerConfig {
     shutdownMode: 'cancel',
     shutdownTimeoutMs: 1500,
     maxConnections: 1024,
+    headersTimeoutMs: 5000,
+    bodyTimeoutMs: 10_000,
+    idleTimeoutMs: 5000,
+    allowedHosts: [],
+    allowedOrigins: [],
     maxBufferedBytesPerConnection: 8 * 1024 * 1024,
     udpRepliesPerSecond: 0,
     enableTestHooks: false,

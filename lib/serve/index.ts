@@ -70,10 +70,19 @@ export function createTransports(server: RkllmServer & { readonly apiKey?: ApiKe
     transports: config.transports,
     limits: {
       maxConnections: config.maxConnections,
+      // Half by default: one address never holds every slot, so another (a health probe) gets in.
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress ?? Math.ceil(config.maxConnections / 2),
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
     },
     udpRepliesPerSecond: config.udpRepliesPerSecond,
+    web: {
+      allowedHosts: config.allowedHosts,
+      allowedOrigins: config.allowedOrigins,
+      headersTimeoutMs: config.headersTimeoutMs,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+    },
     apiKey: server.apiKey ?? new ApiKey(config.apiKey),
     dialKey: config.apiKey,
     logger: server.logger,

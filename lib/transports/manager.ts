@@ -18,6 +18,7 @@ import {
   type TransportStats,
 } from './transport';
 import { UdpTransport } from './udp';
+import type { WebSettings } from './web-guard';
 import { WebSocketTransport } from './websocket';
 
 /** The order transports start in (and are listed in logs and /health). */
@@ -36,6 +37,8 @@ export interface TransportManagerOptions {
   readonly limits: TransportLimits;
   /** UDP: replies per second to one address (0 = no cap). */
   readonly udpRepliesPerSecond: number;
+  /** HTTP and WebSocket: browser protections and request timeouts. */
+  readonly web: WebSettings;
   readonly apiKey: ApiKey;
   /** The key in clear, for the dialers of test hooks. */
   readonly dialKey?: string;
@@ -79,11 +82,12 @@ export class TransportManager {
         case 'http':
           return new HttpTransport(
             contextOf(name),
+            options.web,
             () => ({ server: options.counts(), transports: this.stats(), shuttingDown: this.shuttingDown }),
             options.routes,
           );
         case 'websocket':
-          return new WebSocketTransport(contextOf(name));
+          return new WebSocketTransport(contextOf(name), options.web);
       }
     });
   }
