@@ -18,7 +18,7 @@ import type { WebSettings } from './web-guard';
 
 /** Bounds on how often Node looks for requests past their timeouts (30 s by default). */
 const MIN_CHECK_INTERVAL_MS = 25;
-const MAX_CHECK_INTERVAL_MS = 1000;
+const MAX_CHECK_INTERVAL_MS = 500;
 
 export interface HttpListenerOptions {
   readonly transport: 'http' | 'websocket';

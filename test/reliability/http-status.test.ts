@@ -16,15 +16,15 @@ const IDLE_TIMEOUT_MS = 800;
 /** Node looks for expired requests at intervals, and this machine is shared: the slack on each timeout. */
 const SLACK_MS = 1500;
 
-describe('HTTP statuses', () => {
+/** The default --headers-timeout: a few seconds, where Node's own is 60 s. */
+const DEFAULT_HEADERS_TIMEOUT_MS = 5000;
+
+describe('HTTP statuses with the default settings', () => {
   let server: ServerProcess;
   let http: HttpClient;
 
   beforeAll(async () => {
-    server = await ServerProcess.start({
-      disable: ['stdio', 'tcp', 'udp'],
-      args: ['--headers-timeout', String(HEADERS_TIMEOUT_MS), '--body-timeout', String(BODY_TIMEOUT_MS), '--idle-timeout', String(IDLE_TIMEOUT_MS)],
-    });
+    server = await ServerProcess.start({ disable: ['stdio', 'tcp', 'udp', 'websocket'] });
     http = new HttpClient(server.port('http'));
   });
 
@@ -52,6 +52,51 @@ describe('HTTP statuses', () => {
     expect((await http.raw('GET', '/v1/models/def%61ult')).json?.id).toBe('default');
   });
 
+  it('headers larger than Node allows get 431; chunk extensions too large get 413', async () => {
+    const big = new RawSocket(server.port('http'));
+    big.write(`GET /health HTTP/1.1\r\nHost: ${HOST}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    await big.waitClosed(5000);
+    expect(big.status).toBe(431);
+    expect(big.json?.error?.code).toBe(-32600);
+
+    const chunked = new RawSocket(server.port('http'));
+    chunked.write(
+      `POST / HTTP/1.1\r\nHost: ${HOST}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n` +
+        `2;${'x'.repeat(20_000)}\r\n{}\r\n0\r\n\r\n`,
+    );
+    await chunked.waitClosed(5000);
+    expect(chunked.status).toBe(413);
+  });
+
+  it(`headers that stall get 408 within the default ${DEFAULT_HEADERS_TIMEOUT_MS} ms`, async () => {
+    const socket = new RawSocket(server.port('http'));
+    socket.write(partialHead('GET', '/health'));
+    await socket.waitClosed(DEFAULT_HEADERS_TIMEOUT_MS + 2 * SLACK_MS, 'the 408 of a request whose headers stalled');
+    expect(socket.status).toBe(408);
+  });
+});
+
+describe('HTTP statuses with short timeouts', () => {
+  let server: ServerProcess;
+  let http: HttpClient;
+
+  beforeAll(async () => {
+    server = await ServerProcess.start({
+      disable: ['stdio', 'tcp', 'udp'],
+      args: ['--headers-timeout', String(HEADERS_TIMEOUT_MS), '--body-timeout', String(BODY_TIMEOUT_MS), '--idle-timeout', String(IDLE_TIMEOUT_MS)],
+    });
+    http = new HttpClient(server.port('http'));
+  });
+
+  afterEach(async () => {
+    expect((await http.health()).status).toBe(200);
+  });
+
+  afterAll(async () => {
+    await http.close();
+    await stopAllServers();
+  });
+
   it.each(['http', 'websocket'] as const)('%s: headers that do not arrive within --headers-timeout get 408 and the socket closes', async (transport) => {
     const socket = new RawSocket(server.port(transport));
     const sentAt = Date.now();
@@ -75,22 +120,6 @@ describe('HTTP statuses', () => {
     await socket.waitClosed(BODY_TIMEOUT_MS + SLACK_MS, 'the 408 of a request whose body stalled');
     expect(socket.status).toBe(408);
     expect(socket.closedAt! - sentAt).toBeGreaterThanOrEqual(BODY_TIMEOUT_MS - 50);
-  });
-
-  it('headers larger than Node allows get 431; chunk extensions too large get 413', async () => {
-    const big = new RawSocket(server.port('http'));
-    big.write(`GET /health HTTP/1.1\r\nHost: ${HOST}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
-    await big.waitClosed(5000);
-    expect(big.status).toBe(431);
-    expect(big.json?.error?.code).toBe(-32600);
-
-    const chunked = new RawSocket(server.port('http'));
-    chunked.write(
-      `POST / HTTP/1.1\r\nHost: ${HOST}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n` +
-        `2;${'x'.repeat(20_000)}\r\n{}\r\n0\r\n\r\n`,
-    );
-    await chunked.waitClosed(5000);
-    expect(chunked.status).toBe(413);
   });
 
   it('an idle keep-alive connection is closed after --idle-timeout', async () => {
