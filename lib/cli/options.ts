@@ -99,10 +99,10 @@ function commandLine(args: readonly string[], version: string) {
     .option('request-timeout', limitOption('ms a run may queue and run before it is cancelled (0 = no limit)', defaults.requestTimeoutMs))
     .option('max-message-bytes', limitOption('largest message accepted (line, datagram, body, frame)', defaults.maxMessageBytes))
     .option('max-connections', limitOption('open connections per transport (UDP: known peers)', defaults.maxConnections))
-    .option('max-connections-per-address', {
-      ...limitOption('open TCP, HTTP and WebSocket connections from one address, per transport (loopback too)', 0),
-      defaultDescription: 'half of --max-connections',
-    })
+    .option(
+      'max-connections-per-address',
+      limitOption('open TCP, HTTP and WebSocket connections from one address, per transport (loopback too)', defaults.maxConnectionsPerAddress),
+    )
     .option('headers-timeout', limitOption('ms an HTTP or WebSocket request has to send its headers (408 beyond)', defaults.headersTimeoutMs))
     .option('body-timeout', limitOption('ms an HTTP request has to arrive whole, body included (408 beyond)', defaults.bodyTimeoutMs))
     .option('idle-timeout', limitOption('ms an HTTP keep-alive connection may wait for its next request', defaults.idleTimeoutMs))

@@ -36,8 +36,8 @@ export interface ServerConfig extends CoreSettings {
 
   /** Open connections per transport (TCP, WebSocket, HTTP sockets; UDP peers). */
   maxConnections: number;
-  /** Open TCP, WebSocket and HTTP sockets from one address, per transport; undefined: half of maxConnections. */
-  maxConnectionsPerAddress?: number;
+  /** Open TCP, WebSocket and HTTP sockets from one address, per transport (loopback counts too). */
+  maxConnectionsPerAddress: number;
   /** HTTP and WebSocket: a request's headers must arrive within this. */
   headersTimeoutMs: number;
   /** HTTP and WebSocket: a whole request, body included, must arrive within this. */
@@ -83,6 +83,8 @@ export function defaultConfig(): ServerConfig {
     shutdownMode: 'cancel',
     shutdownTimeoutMs: 1500,
     maxConnections: 1024,
+    // Half the default bound: one address never holds every slot, so another (a health probe) gets in.
+    maxConnectionsPerAddress: 512,
     headersTimeoutMs: 5000,
     bodyTimeoutMs: 10_000,
     idleTimeoutMs: 5000,

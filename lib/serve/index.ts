@@ -70,8 +70,7 @@ export function createTransports(server: RkllmServer & { readonly apiKey?: ApiKe
     transports: config.transports,
     limits: {
       maxConnections: config.maxConnections,
-      // Half by default: one address never holds every slot, so another (a health probe) gets in.
-      maxConnectionsPerAddress: config.maxConnectionsPerAddress ?? Math.ceil(config.maxConnections / 2),
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
     },

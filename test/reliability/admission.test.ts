@@ -4,7 +4,7 @@
 // with a limit of 50, and a slowloris of 1,040 sockets kept /health at 503 for 40 s.
 // Here: silent sockets by the thousand hold no more descriptors than the bound (TCP, HTTP,
 // WebSocket); one address cannot take more than --max-connections-per-address (loopback counts);
-// and /health answers in bounded time while 1,000 sockets dribble their headers.
+// and /health answers in bounded time while 1,040 sockets (the issue's attack) dribble their headers.
 
 import * as http from 'http';
 import WebSocket from 'ws';
@@ -31,6 +31,8 @@ const FD_SLACK = 20;
 const SILENT_SOCKETS = 3000;
 /** Sockets opened at once in each wave of the burst. */
 const WAVE = 250;
+/** The slowloris of the issue: a few more sockets than the default --max-connections (1,024). */
+const SLOWLORIS_SOCKETS = 1040;
 
 /** As many silent sockets as this process may hold at once, up to SILENT_SOCKETS. */
 function silentSocketCount(): number {
@@ -80,17 +82,18 @@ describe('admission at accept', () => {
           sockets.push(...wave);
           await withTimeout(Promise.all(wave.map((socket) => socket.connected)), 10_000, 'a wave of connects');
         }
-        // Refused sockets are closed at once, not after a linger: wait a little for the last ones.
-        await sleep(200);
+        // The last waves may still wait in the kernel's accept queue (a connect completes there);
+        // once accepted, each excess socket is closed at once, not after a linger.
+        const openNow = (): number => sockets.filter((socket) => !socket.closed).length;
+        await waitUntil(`at most ${MAX_CONNECTIONS} sockets left open`, () => openNow() <= MAX_CONNECTIONS, 10_000, 20);
         peak = Math.max(peak, openFdCount(server.pid));
       } finally {
         clearInterval(sampler);
+        for (const socket of sockets) socket.destroy();
       }
-      const open = sockets.filter((socket) => !socket.closed).length;
-      for (const socket of sockets) socket.destroy();
 
+      process.stderr.write(`admission: ${transport}, ${count} silent sockets, --max-connections ${MAX_CONNECTIONS}: server fds ${baseline} -> peak ${peak}\n`);
       expect(peak - baseline).toBeLessThanOrEqual(MAX_CONNECTIONS + FD_SLACK);
-      expect(open).toBeLessThanOrEqual(MAX_CONNECTIONS);
       // The refused ones heard why (HTTP and WebSocket: a 503 with -32017; TCP: a -32017 line).
       const refused = sockets.find((socket) => socket.closed && socket.received !== '');
       expect(refused?.received).toContain('-32017');
@@ -164,12 +167,13 @@ describe('admission at accept', () => {
     }
   });
 
-  it('slowloris: while 1,000 sockets send their headers a line at a time, /health answers every time within a bound', async () => {
-    const ATTACKERS = 1000;
+  it(`slowloris: while ${SLOWLORIS_SOCKETS} sockets send their headers a line at a time, /health answers every time within a bound`, async () => {
+    const ATTACKERS = SLOWLORIS_SOCKETS;
     const ATTACK_MS = 7000;
     const HEALTH_BOUND_MS = 1500;
-    // 200 slots: half for one address by default, so the attacker's address cannot take them all.
-    const server = await ServerProcess.start({ disable: ['stdio', 'tcp', 'udp', 'websocket'], args: ['--max-connections', '200'] });
+    // The default bounds: 1,024 sockets, 512 of them from one address, so the attacker's address
+    // cannot take them all; and a socket has 5 s to send its headers.
+    const server = await ServerProcess.start({ disable: ['stdio', 'tcp', 'udp', 'websocket'] });
     const port = server.port('http');
     const until = Date.now() + ATTACK_MS;
     const attackers = new Set<RawSocket>();
@@ -211,6 +215,11 @@ describe('admission at accept', () => {
     }
     expect(answers.length).toBeGreaterThan(10);
     const worst = Math.max(...answers.map((answer) => answer.ms));
+    const failed = answers.filter((answer) => answer.status !== 200).length;
+    process.stderr.write(
+      `slowloris: ${ATTACKERS} sockets for ${ATTACK_MS} ms, ${closedByServer} closed by the server; ` +
+        `/health ${answers.length - failed}/${answers.length} answered 200, slowest ${worst} ms\n`,
+    );
     expect(answers.filter((answer) => answer.status !== 200)).toEqual([]);
     expect(worst).toBeLessThan(HEALTH_BOUND_MS);
     // The attack was really on: the server turned away or timed out most of its sockets.
