@@ -8,7 +8,6 @@
 import * as http from 'http';
 import type { Socket } from 'net';
 import type { Duplex } from 'stream';
-import type { Logger } from 'pino';
 import { RkllmError } from '../errors';
 import type { OutgoingMessage } from '../rpc/connection';
 import { Admission } from './admission';
@@ -34,8 +33,8 @@ export class HttpListener {
   readonly sockets = new Set<Socket>();
   readonly counters = { accepted: 0, refused: 0 };
   private accepting = true;
-  /** The response in progress on each socket: a timeout after its head was sent cannot get a status line. */
-  private readonly responses = new WeakMap<Duplex, http.ServerResponse>();
+  /** The responses not yet finished on each socket: once one has sent its head, no status line may follow. */
+  private readonly responses = new WeakMap<Duplex, Set<http.ServerResponse>>();
 
   constructor(private readonly options: HttpListenerOptions) {
     const { web, context } = options;
@@ -50,7 +49,7 @@ export class HttpListener {
         connectionsCheckingInterval: Math.min(MAX_CHECK_INTERVAL_MS, Math.max(MIN_CHECK_INTERVAL_MS, checkEvery)),
       },
       (request, response) => {
-        this.responses.set(request.socket, response);
+        this.track(request.socket, response);
         options.onRequest(request, response);
       },
     );
@@ -58,10 +57,6 @@ export class HttpListener {
     this.admission = new Admission(options.transport, context.limits);
     this.server.on('connection', (socket: Socket) => this.admit(socket));
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.answerClientError(error, socket));
-  }
-
-  get logger(): Logger {
-    return this.options.context.logger;
   }
 
   stopAccepting(): void {
@@ -83,15 +78,21 @@ export class HttpListener {
     socket.once('close', () => this.sockets.delete(socket));
   }
 
+  private track(socket: Duplex, response: http.ServerResponse): void {
+    let open = this.responses.get(socket);
+    if (open === undefined) this.responses.set(socket, (open = new Set()));
+    open.add(response);
+    response.once('close', () => open.delete(response));
+  }
+
   private answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-    const { web, transport } = this.options;
-    const response = this.responses.get(socket);
-    const headSent = response !== undefined && response.headersSent && !response.writableFinished;
+    const { web, transport, context } = this.options;
+    const headSent = [...(this.responses.get(socket) ?? [])].some((response) => response.headersSent);
     if (socket.writable && !headSent) {
       const [status, reason] = clientErrorStatus(error.code, web);
       refuseSocket(socket, status, invalidRequest(reason));
     } else socket.destroy();
-    this.logger.debug({ err: error, transport }, `${transport} client error`);
+    context.logger.debug({ err: error, transport }, `${transport} client error`);
   }
 }
 

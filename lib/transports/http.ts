@@ -260,7 +260,10 @@ export class HttpTransport implements Transport {
     return false;
   }
 
-  /** A refusal before the request is read: in OpenAI's shape under /v1, as a JSON-RPC error elsewhere. */
+  /**
+   * A refusal before the request is read: in OpenAI's shape under /v1, as a JSON-RPC error
+   * elsewhere. The connection closes after it, so a body that keeps coming is not read for long.
+   */
   private refuse(
     request: http.IncomingMessage,
     response: http.ServerResponse,
@@ -271,6 +274,7 @@ export class HttpTransport implements Transport {
     rpcBody: OutgoingMessage,
   ): void {
     request.resume();
+    response.setHeader('connection', 'close');
     if (this.routes?.owns(path)) this.routes.refuse(response, status, message, code);
     else reply(response, { status, body: rpcBody });
   }

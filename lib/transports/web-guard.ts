@@ -35,10 +35,8 @@ const INTERFACE_CACHE_MS = 5000;
 const WILDCARDS = new Set(['', '0.0.0.0', '::', '[::]']);
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 
-/** What the guard decided about one request. */
-export type GuardVerdict =
-  | { readonly allowed: true; /** The Origin to echo in Access-Control-Allow-Origin, when there is one. */ readonly corsOrigin?: string }
-  | { readonly allowed: false; readonly error: RkllmError };
+/** What the guard decided about one request; an allowed Origin is echoed in Access-Control-Allow-Origin. */
+export type GuardVerdict = { readonly allowed: true; readonly corsOrigin?: string } | { readonly allowed: false; readonly error: RkllmError };
 
 export class WebGuard {
   private readonly anyHost: boolean;

@@ -6,7 +6,7 @@
 // /v1) and on the WebSocket upgrade, with or without --api-key.
 
 import WebSocket from 'ws';
-import { HOST, HttpClient, ServerProcess, WsClient, stopAllServers, withTimeout, type HttpReply } from '../integration/client';
+import { HOST, HttpClient, ServerProcess, WsClient, runCli, stopAllServers, withTimeout, type HttpReply } from '../integration/client';
 
 jest.setTimeout(30_000);
 
@@ -137,6 +137,15 @@ describe('browser protections with the default settings', () => {
     } finally {
       await client.close();
     }
+  });
+});
+
+describe('the settings of the browser protections', () => {
+  it('an --allowed-origins that is not an origin is a usage error naming the flag', async () => {
+    const result = await runCli(['--runtime', 'sim', '--allowed-origins', 'http://app.example:3000/path']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--allowed-origins');
+    expect(result.stderr).toContain('scheme://host[:port]');
   });
 });
 
