@@ -68,6 +68,8 @@ export const RKLLM_ERROR_CODES = [
   'UNAUTHORIZED',
   /** A UDP sender has not yet shown it can receive at its address: it must echo the cookie (`facts.cookie`). */
   'ADDRESS_NOT_VERIFIED',
+  /** A browser protection refused the request: its Host or Origin is not allowed. */
+  'FORBIDDEN',
   /** A self-test of the server (test_connection_drop) could not run to its end. */
   'PROBE_FAILED',
   /** Something the server itself got wrong; the message is for the log, never the wire. */

@@ -102,6 +102,13 @@ function commandLine(args: readonly string[], version: string) {
     .option('max-batch-length', limitOption('most requests in one JSON-RPC batch', defaults.maxBatchLength))
     .option('max-connections', limitOption('open connections per transport (UDP: known peers)', defaults.maxConnections))
     .option(
+      'max-connections-per-address',
+      limitOption('open TCP, HTTP and WebSocket connections from one address, per transport (loopback too)', defaults.maxConnectionsPerAddress),
+    )
+    .option('headers-timeout', limitOption('ms an HTTP or WebSocket request has to send its headers (408 beyond)', defaults.headersTimeoutMs))
+    .option('body-timeout', limitOption('ms an HTTP request has to arrive whole, body included (408 beyond)', defaults.bodyTimeoutMs))
+    .option('idle-timeout', limitOption('ms an HTTP keep-alive connection may wait for its next request', defaults.idleTimeoutMs))
+    .option(
       'max-buffered-bytes',
       limitOption('bytes of unread output per connection before it is cut off', defaults.maxBufferedBytesPerConnection),
     )
@@ -128,6 +135,22 @@ function commandLine(args: readonly string[], version: string) {
       requiresArg: true,
     })
     .option('shutdown-timeout', limitOption('ms shutdown waits for runs to end', defaults.shutdownTimeoutMs))
+    .option('allowed-hosts', {
+      type: 'string',
+      array: true,
+      group: 'Browser protections:',
+      describe: "Host names HTTP and WebSocket accept besides this machine's addresses and localhost ('*': any; '.lan': a domain)",
+      defaultDescription: 'none',
+      requiresArg: true,
+    })
+    .option('allowed-origins', {
+      type: 'string',
+      array: true,
+      group: 'Browser protections:',
+      describe: "origins (http://host:port) whose web pages may use HTTP and WebSocket ('*': any)",
+      defaultDescription: 'none',
+      requiresArg: true,
+    })
     .option('api-key', {
       type: 'string',
       group: 'Other:',
@@ -228,6 +251,13 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
   config.maxMessageBytes = integerFlag(flags, 'max-message-bytes', 1) ?? config.maxMessageBytes;
   config.maxBatchLength = integerFlag(flags, 'max-batch-length', 1) ?? config.maxBatchLength;
   config.maxConnections = integerFlag(flags, 'max-connections', 1) ?? config.maxConnections;
+  config.maxConnectionsPerAddress = integerFlag(flags, 'max-connections-per-address', 1) ?? config.maxConnectionsPerAddress;
+  config.headersTimeoutMs = integerFlag(flags, 'headers-timeout', 1) ?? config.headersTimeoutMs;
+  config.bodyTimeoutMs = integerFlag(flags, 'body-timeout', 1) ?? config.bodyTimeoutMs;
+  config.idleTimeoutMs = integerFlag(flags, 'idle-timeout', 1) ?? config.idleTimeoutMs;
+  config.allowedHosts = listFlag(flags['allowed-hosts']) ?? config.allowedHosts;
+  config.allowedOrigins = listFlag(flags['allowed-origins']) ?? config.allowedOrigins;
+  for (const origin of config.allowedOrigins) checkOrigin(origin);
   config.maxBufferedBytesPerConnection = integerFlag(flags, 'max-buffered-bytes', 1) ?? config.maxBufferedBytesPerConnection;
   config.udpRepliesPerSecond = integerFlag(flags, 'udp-replies-per-second', 0) ?? config.udpRepliesPerSecond;
   config.udpReplyBytesPerSecond = integerFlag(flags, 'udp-reply-bytes-per-second', 0) ?? config.udpReplyBytesPerSecond;
@@ -263,6 +293,26 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
 function integerFlag(flags: Flags, flag: string, min: number): number | undefined {
   const value = flags[flag] as number | undefined;
   return value === undefined ? undefined : integer(`--${flag}`, value, min, Number.MAX_SAFE_INTEGER);
+}
+
+/** A repeatable flag whose values may also be comma-separated lists. */
+function listFlag(values: readonly (string | number)[] | undefined): string[] | undefined {
+  if (values === undefined) return undefined;
+  return values.flatMap((value) => String(value).split(',')).map((value) => value.trim()).filter((value) => value !== '');
+}
+
+/** An origin is what a browser sends: scheme://host[:port], nothing after it. */
+function checkOrigin(origin: string): void {
+  if (origin === '*' || origin === 'null') return;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(origin);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || parsed.origin === 'null' || parsed.origin !== origin.toLowerCase().replace(/\/$/, '')) {
+    throw new UsageError(`--allowed-origins: '${origin}' is not an origin; write it as a browser sends it, scheme://host[:port] (http://192.168.1.20:3000)`);
+  }
 }
 
 function integer(flag: string, value: number, min: number, max: number): number {

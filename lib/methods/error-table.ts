@@ -30,6 +30,7 @@ export const SERVER_ERRORS = {
   ADDRESS_NOT_VERIFIED: { code: -32019, message: 'Echo the cookie' },
   TOO_MANY_STREAMS: { code: -32020, message: 'Too many streams are kept; read or cancel some, or try again later' },
   MODEL_CONTROL_REFUSED: { code: -32021, message: 'This client may not control that model now' },
+  FORBIDDEN: { code: -32022, message: 'Refused: the Host or Origin of the request is not allowed' },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;
@@ -66,6 +67,7 @@ const WIRE_BY_CODE: Readonly<Record<RkllmErrorCode, ServerErrorName | 'INVALID_P
   ADDRESS_NOT_VERIFIED: 'ADDRESS_NOT_VERIFIED',
   TOO_MANY_STREAMS: 'TOO_MANY_STREAMS',
   MODEL_CONTROL_REFUSED: 'MODEL_CONTROL_REFUSED',
+  FORBIDDEN: 'FORBIDDEN',
   PROBE_FAILED: 'RUNTIME_ERROR',
   INTERNAL: 'INTERNAL_ERROR',
 };

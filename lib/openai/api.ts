@@ -30,6 +30,8 @@ export interface OpenAiRoutes {
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void;
   /** A request without the API key: 401 in OpenAI's shape. */
   refuseUnauthorized(response: http.ServerResponse): void;
+  /** A request the transport refuses itself (its status, message and code), in OpenAI's shape. */
+  refuse(response: http.ServerResponse, status: number, message: string, code: string): void;
 }
 
 interface ChatReply {
@@ -135,6 +137,10 @@ export class OpenAiApi implements OpenAiRoutes {
 
   refuseUnauthorized(response: http.ServerResponse): void {
     writeOpenAiError(response, unauthorized());
+  }
+
+  refuse(response: http.ServerResponse, status: number, message: string, code: string): void {
+    writeOpenAiError(response, new OpenAiError(status, 'invalid_request_error', message, null, code));
   }
 
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {

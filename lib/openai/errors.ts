@@ -67,6 +67,7 @@ const HTTP_BY_CODE: Partial<Readonly<Record<RkllmErrorCode, HttpMapping>>> = {
   REQUEST_ABORTED: { status: 500, type: 'server_error', code: 'aborted' },
   RUN_ABORTED: { status: 500, type: 'server_error', code: 'aborted' },
   UNAUTHORIZED: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key' },
+  FORBIDDEN: { status: 403, type: 'invalid_request_error', code: 'forbidden' },
   INTERNAL: { status: 500, type: 'server_error', code: 'internal_error' },
 };
 

@@ -51,6 +51,18 @@ export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
 
   /** Open connections per transport (TCP, WebSocket, HTTP sockets; UDP peers). */
   maxConnections: number;
+  /** Open TCP, WebSocket and HTTP sockets from one address, per transport (loopback counts too). */
+  maxConnectionsPerAddress: number;
+  /** HTTP and WebSocket: a request's headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** HTTP and WebSocket: a whole request, body included, must arrive within this. */
+  bodyTimeoutMs: number;
+  /** HTTP and WebSocket: a keep-alive connection with no request in flight is closed after this. */
+  idleTimeoutMs: number;
+  /** HTTP and WebSocket: Host names accepted besides the server's own addresses and localhost. */
+  allowedHosts: string[];
+  /** HTTP and WebSocket: origins whose web pages may use the server (none by default). */
+  allowedOrigins: string[];
   /** Bytes queued for one peer that is not reading before it is cut off. */
   maxBufferedBytesPerConnection: number;
   /** UDP: replies per second to one address (0 = no cap). */
@@ -94,6 +106,13 @@ export function defaultConfig(): ServerConfig {
     shutdownMode: 'cancel',
     shutdownTimeoutMs: 1500,
     maxConnections: 1024,
+    // Half the default bound: one address never holds every slot, so another (a health probe) gets in.
+    maxConnectionsPerAddress: 512,
+    headersTimeoutMs: 5000,
+    bodyTimeoutMs: 10_000,
+    idleTimeoutMs: 5000,
+    allowedHosts: [],
+    allowedOrigins: [],
     maxBufferedBytesPerConnection: 8 * 1024 * 1024,
     udpRepliesPerSecond: 0,
     udpReplyBytesPerSecond: 1024 * 1024,

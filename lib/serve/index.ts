@@ -72,10 +72,18 @@ export function createTransports(server: RkllmServer & { readonly apiKey?: ApiKe
     transports: config.transports,
     limits: {
       maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
     },
     udp: { repliesPerSecond: config.udpRepliesPerSecond, replyBytesPerSecond: config.udpReplyBytesPerSecond },
+    web: {
+      allowedHosts: config.allowedHosts,
+      allowedOrigins: config.allowedOrigins,
+      headersTimeoutMs: config.headersTimeoutMs,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+    },
     apiKey: server.apiKey ?? new ApiKey(config.apiKey),
     logger: server.logger,
     handler: server,

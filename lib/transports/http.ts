@@ -10,16 +10,20 @@
 // Under /v1, the OpenAI-compatible routes (lib/openai) answer instead: the same body limit, and
 // the same models and queues. With config.apiKey set, POST / and /v1 require
 // `Authorization: Bearer <key>` (401 otherwise); GET /health stays open for readiness probes.
-// Keep-alive is Node's default. Sockets are bounded by limits.maxConnections (extra ones get a
-// polite 503), bodies by limits.maxMessageBytes (413). Replies go through a PeerOutput
-// (peer-output.ts): a reader that stops reading is cut off at limits.maxBufferedBytesPerConnection,
-// and a batch reply leaves member by member (chunked, or as one SSE event in pieces).
+// Every request first passes the browser protections (web-guard.ts: Host, Origin, CORS; 403 with
+// the setting to change), and a POST must carry a JSON content type (415): a page's form or
+// text/plain POST never runs. Sockets are counted at accept against limits.maxConnections and
+// limits.maxConnectionsPerAddress (the excess gets a 503 and is closed at once), requests are
+// bounded in time (http-listener.ts: 408) and bodies by limits.maxMessageBytes (413). Replies go
+// through a PeerOutput (peer-output.ts): a reader that stops reading is cut off at
+// limits.maxBufferedBytesPerConnection, and a batch reply leaves member by member (chunked, or as
+// one SSE event in pieces).
 
 import * as http from 'http';
-import type { Socket } from 'net';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
+import { HttpListener } from './http-listener';
 import { PeerOutput, type OutputSink } from './peer-output';
-import { invalidRequest, messageTooLarge, replyTooLarge, tooManyConnections, unauthorized } from './replies';
+import { invalidRequest, messageTooLarge, replyTooLarge, unauthorized } from './replies';
 import {
   bindOnce,
   reportClosed,
@@ -29,6 +33,7 @@ import {
   type TransportContext,
   type TransportStats,
 } from './transport';
+import { WebGuard, corsHeaders, isJsonContentType, isPreflight, preflightHeaders, type WebSettings } from './web-guard';
 
 const STOP_BOUND_MS = 300;
 
@@ -55,6 +60,8 @@ export interface HttpRoutes {
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void;
   /** Answers a request that did not carry the API key. */
   refuseUnauthorized(response: http.ServerResponse): void;
+  /** Answers a request the transport refuses itself (a foreign Host or Origin, not JSON, a bad URL), in the routes' own shape. */
+  refuse(response: http.ServerResponse, status: number, message: string, code: string): void;
 }
 
 type Reply = { status: number; body: OutgoingMessage | Record<string, unknown>; headers?: http.OutgoingHttpHeaders };
@@ -152,28 +159,21 @@ export class HttpTransport implements Transport {
   private readonly context: TransportContext;
   private readonly health: HealthSource;
   private readonly routes: HttpRoutes | undefined;
+  private readonly listener: HttpListener;
   private readonly server: http.Server;
-  private readonly sockets = new Set<Socket>();
-  /** Sockets over the bound: their requests get 503 and the socket closes. */
-  private readonly refusedSockets = new WeakSet<Socket>();
+  private readonly guard: WebGuard;
   private readonly openConnections = new Set<HttpConnection>();
   private address: ListeningAddress | undefined;
-  private accepting = true;
   private nextRequestNumber = 1;
-  private counters = { accepted: 0, refused: 0, cutOff: 0 };
+  private cutOff = 0;
 
-  constructor(context: TransportContext, health: HealthSource, routes?: HttpRoutes) {
+  constructor(context: TransportContext, web: WebSettings, health: HealthSource, routes?: HttpRoutes) {
     this.context = context;
     this.health = health;
     this.routes = routes;
-    this.server = http.createServer((request, response) => this.route(request, response));
-    this.server.on('connection', (socket: Socket) => this.track(socket));
-    this.server.on('clientError', (error, socket) => {
-      // Malformed HTTP: answer 400 if the socket can still take it, never throw.
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-      context.logger.debug({ err: error, transport: this.name }, 'http client error');
-    });
+    this.guard = new WebGuard(web, context.endpoint.host);
+    this.listener = new HttpListener({ transport: this.name, context, web, onRequest: (request, response) => this.route(request, response) });
+    this.server = this.listener.server;
   }
 
   async start(): Promise<ListeningAddress> {
@@ -181,11 +181,12 @@ export class HttpTransport implements Transport {
     this.address = await bindOnce(this.server, this.name, host, port, this.context.logger, (bound) =>
       this.server.listen({ host, port }, bound),
     );
+    this.guard.bound(this.address.host);
     return this.address;
   }
 
   stopAccepting(): void {
-    this.accepting = false;
+    this.listener.stopAccepting();
     if (this.server.listening) this.server.close();
     this.server.closeIdleConnections();
   }
@@ -194,36 +195,39 @@ export class HttpTransport implements Transport {
     this.stopAccepting();
     for (const connection of [...this.openConnections]) this.closeConnection(connection);
     this.server.closeAllConnections();
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.listener.sockets) socket.destroy();
     await settleWithin(new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve())), STOP_BOUND_MS);
   }
 
   stats(): TransportStats {
     let bufferedBytes = 0;
-    for (const socket of this.sockets) bufferedBytes += socket.writableLength;
-    return { connections: this.sockets.size, ...this.counters, bufferedBytes };
-  }
-
-  private track(socket: Socket): void {
-    socket.setNoDelay(true);
-    if (!this.accepting || this.sockets.size >= this.context.limits.maxConnections) {
-      this.counters.refused += 1;
-      this.refusedSockets.add(socket);
-      return;
-    }
-    this.counters.accepted += 1;
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    for (const socket of this.listener.sockets) bufferedBytes += socket.writableLength;
+    return { connections: this.listener.sockets.size, ...this.listener.counters, cutOff: this.cutOff, bufferedBytes };
   }
 
   private route(request: http.IncomingMessage, response: http.ServerResponse): void {
     response.on('error', (error) => this.context.logger.debug({ err: error, transport: this.name }, 'http response error'));
-    if (this.refusedSockets.has(request.socket)) {
-      request.resume();
-      reply(response, { status: 503, body: tooManyConnections(this.context.handler, this.name, this.context.limits.maxConnections), headers: { connection: 'close' } });
+    const url = request.url ?? '/';
+    const path = url.split('?')[0];
+    const verdict = this.guard.check(request);
+    if (!verdict.allowed) {
+      this.refuse(request, response, path, 403, verdict.error.message, 'forbidden', this.context.handler.refusal(verdict.error));
       return;
     }
-    const path = (request.url ?? '/').split('?')[0];
+    if (verdict.corsOrigin !== undefined) {
+      if (isPreflight(request)) {
+        request.resume();
+        response.writeHead(204, preflightHeaders(verdict.corsOrigin, request));
+        response.end();
+        return;
+      }
+      for (const [name, value] of Object.entries(corsHeaders(verdict.corsOrigin))) response.setHeader(name, value);
+    }
+    if (!decodable(url)) {
+      const reason = 'the URL has a malformed %-escape';
+      this.refuse(request, response, path, 400, reason, 'invalid_url', invalidRequest(reason));
+      return;
+    }
     if (path === '/health') {
       if (request.method === 'GET') this.answerHealth(response);
       else methodNotAllowed(request, response, 'GET');
@@ -236,6 +240,7 @@ export class HttpTransport implements Transport {
         routes.refuseUnauthorized(response);
         return;
       }
+      if (!this.jsonBodyIfPost(request, response, path)) return;
       this.readBody(request, response, (body) => routes.handle(request, response, path, body));
       return;
     }
@@ -244,7 +249,7 @@ export class HttpTransport implements Transport {
       else if (!this.authorized(request)) {
         request.resume();
         reply(response, { status: 401, body: unauthorized(this.context.handler, 'send the API key as "Authorization: Bearer <key>"') });
-      } else this.readBody(request, response, (body) => this.dispatch(request, response, body));
+      } else if (this.jsonBodyIfPost(request, response, path)) this.readBody(request, response, (body) => this.dispatch(request, response, body));
       return;
     }
     request.resume();
@@ -268,6 +273,37 @@ export class HttpTransport implements Transport {
 
   private authorized(request: http.IncomingMessage): boolean {
     return this.context.apiKey.admitsHeader(request.headers.authorization);
+  }
+
+  /**
+   * A POST body is JSON, and says so: the content types a page may POST cross-origin without a
+   * preflight (text/plain, forms) are refused with 415 before anything is read or run.
+   */
+  private jsonBodyIfPost(request: http.IncomingMessage, response: http.ServerResponse, path: string): boolean {
+    if (request.method !== 'POST' || isJsonContentType(request.headers['content-type'])) return true;
+    const given = request.headers['content-type'] === undefined ? 'none' : `"${request.headers['content-type']}"`;
+    const reason = `the body must be sent as Content-Type: application/json (given: ${given})`;
+    this.refuse(request, response, path, 415, reason, 'unsupported_media_type', invalidRequest(reason));
+    return false;
+  }
+
+  /**
+   * A refusal before the request is read: in OpenAI's shape under /v1, as a JSON-RPC error
+   * elsewhere. The connection closes after it, so a body that keeps coming is not read for long.
+   */
+  private refuse(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    path: string,
+    status: number,
+    message: string,
+    code: string,
+    rpcBody: OutgoingMessage,
+  ): void {
+    request.resume();
+    response.setHeader('connection', 'close');
+    if (this.routes?.owns(path)) this.routes.refuse(response, status, message, code);
+    else reply(response, { status, body: rpcBody });
   }
 
   /** The whole body, bounded by limits.maxMessageBytes (413 beyond it). */
@@ -308,7 +344,7 @@ export class HttpTransport implements Transport {
     const streaming = /\btext\/event-stream\b/i.test(request.headers.accept ?? '');
     const remote = `${request.socket.remoteAddress ?? '?'}:${request.socket.remotePort ?? 0}`;
     const connection = new HttpConnection(`http#${this.nextRequestNumber++} ${remote}`, response, streaming, this.context, (cut, why) => {
-      this.counters.cutOff += 1;
+      this.cutOff += 1;
       this.context.logger.warn({ transport: this.name, connection: cut.id }, `${cut.id}: cut off, ${why}`);
       this.closeConnection(cut, true);
       response.destroy();
@@ -362,6 +398,16 @@ function writeJson(response: http.ServerResponse, status: number, text: string, 
 function reply(response: http.ServerResponse, { status, body, headers }: Reply): void {
   if (response.headersSent || response.destroyed) return;
   writeJson(response, status, JSON.stringify(body), headers);
+}
+
+/** Whether every %-escape of the URL decodes (a malformed one is the client's error, not ours). */
+function decodable(url: string): boolean {
+  try {
+    decodeURIComponent(url);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function methodNotAllowed(request: http.IncomingMessage, response: http.ServerResponse, allowed: string): void {

@@ -17,6 +17,7 @@ import {
   type TransportStats,
 } from './transport';
 import { UdpTransport, type UdpSettings } from './udp';
+import type { WebSettings } from './web-guard';
 import { WebSocketTransport } from './websocket';
 
 /** The order transports start in (and are listed in logs and /health). */
@@ -35,6 +36,8 @@ export interface TransportManagerOptions {
   readonly limits: TransportLimits;
   /** UDP: its caps on what is sent to one address and to one peer. */
   readonly udp: UdpSettings;
+  /** HTTP and WebSocket: browser protections and request timeouts. */
+  readonly web: WebSettings;
   readonly apiKey: ApiKey;
   readonly logger: Logger;
   /** The JSON-RPC front end every transport hands its messages to. */
@@ -75,11 +78,12 @@ export class TransportManager {
         case 'http':
           return new HttpTransport(
             contextOf(name),
+            options.web,
             () => ({ server: options.counts(), transports: this.stats(), shuttingDown: this.shuttingDown }),
             options.routes,
           );
         case 'websocket':
-          return new WebSocketTransport(contextOf(name));
+          return new WebSocketTransport(contextOf(name), options.web);
       }
     });
   }

@@ -9,7 +9,7 @@
 // - a response larger than the bound by itself is replaced by a MESSAGE_TOO_LARGE error to its id;
 // - a peer that takes nothing for OUTPUT_STALL_MS while a reply waits is cut off.
 
-import type { OutgoingMessage } from '../rpc/connection';
+import { SerializedMessage, type OutgoingMessage } from '../rpc/connection';
 import type { RequestId } from '../rpc/envelope';
 import { isRequestId, isResponse, serialize } from './replies';
 
@@ -125,7 +125,7 @@ export class PeerOutput {
     if (text.length <= limit / 3) return text;
     const bytes = Buffer.byteLength(text, 'utf8');
     if (bytes <= limit) return text;
-    if (Array.isArray(message) || !isResponse(message)) {
+    if (Array.isArray(message) || message instanceof SerializedMessage || !isResponse(message)) {
       // A notification cannot be replaced without breaking its stream: this peer cannot be served.
       this.#cut(`a ${bytes}-byte notification is over the ${limit}-byte output bound`);
       return undefined;

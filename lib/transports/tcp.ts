@@ -1,9 +1,12 @@
 // TCP: newline-delimited JSON, one Connection per socket. Each socket is read and written on its
 // own, so a slow peer only fills its own buffer (and is cut off past the bound); it never holds
-// up another.
+// up another. Sockets are counted at accept against limits.maxConnections and
+// limits.maxConnectionsPerAddress; the excess gets one -32017 line and is closed at once.
 
 import * as net from 'net';
-import { serialize, tooManyConnections } from './replies';
+import { RkllmError } from '../errors';
+import { Admission } from './admission';
+import { serialize } from './replies';
 import { StreamPeer, type CloseReason } from './stream-peer';
 import {
   formatHostPort,
@@ -15,8 +18,6 @@ import {
   type TransportStats,
 } from './transport';
 
-/** A refused socket gets this long to take its error line before it is destroyed. */
-const REFUSAL_LINGER_MS = 1000;
 /** TCP keep-alive probes find peers whose machine vanished from the network. */
 const KEEPALIVE_DELAY_MS = 60_000;
 /** A half-closed peer still owed replies is probed this often (see stream-peer.ts). */
@@ -29,6 +30,7 @@ export class TcpTransport implements Transport {
   private readonly context: TransportContext;
   private readonly server: net.Server;
   private readonly peers = new Set<StreamPeer>();
+  private readonly admission: Admission;
   private address: ListeningAddress | undefined;
   private accepting = true;
   private nextPeerNumber = 1;
@@ -36,6 +38,7 @@ export class TcpTransport implements Transport {
 
   constructor(context: TransportContext) {
     this.context = context;
+    this.admission = new Admission(this.name, context.limits);
     // Half-open allowed: a peer that shuts down its sending side still gets its replies (and is
     // probed meanwhile, so a crashed client's FIN does not keep its runs going).
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.admit(socket));
@@ -67,15 +70,17 @@ export class TcpTransport implements Transport {
   }
 
   private admit(socket: net.Socket): void {
-    const { limits, logger } = this.context;
+    const { logger } = this.context;
     // Errors before the peer exists (a reset during refusal) must not become uncaught.
     socket.on('error', () => undefined);
-    if (!this.accepting || this.peers.size >= limits.maxConnections) {
+    const refusal = this.accepting ? this.admission.admit(socket) : new RkllmError('the server is shutting down', 'SHUTTING_DOWN');
+    if (refusal !== undefined) {
       this.counters.refused += 1;
-      logger.debug({ transport: this.name, remote: socket.remoteAddress }, 'tcp connection refused: at maxConnections');
-      socket.resume(); // whatever it sends is discarded
-      socket.end(serialize(tooManyConnections(this.context.handler, this.name, limits.maxConnections)) + '\n');
-      setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+      logger.debug({ transport: this.name, remote: socket.remoteAddress }, `tcp connection refused: ${refusal.message}`);
+      // The line is handed to the kernel before the close, so a peer that reads gets it; waiting
+      // for the peer instead would let refused sockets pile up.
+      socket.write(serialize(this.context.handler.refusal(refusal)) + '\n');
+      socket.destroy();
       return;
     }
     socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);

@@ -53,6 +53,8 @@ export interface TransportHandler extends MessageHandler {
 export interface TransportLimits {
   /** Open connections (TCP, WebSocket, HTTP sockets; UDP peers). */
   readonly maxConnections: number;
+  /** Open TCP, WebSocket and HTTP sockets from one remote address (loopback counts too). */
+  readonly maxConnectionsPerAddress: number;
   /** The largest message accepted (a line, datagram, body or frame). */
   readonly maxMessageBytes: number;
   /** Bytes queued for one peer that is not reading before it is cut off. */

@@ -6,14 +6,19 @@
 // limits.maxBufferedBytesPerConnection pile up unread is closed with 1008 (and terminated if it
 // does not take the close either); its output goes through a PeerOutput (peer-output.ts), which
 // checks the bound before every frame and sends a batch reply as one message in fragments, one
-// per member. Upgrades beyond limits.maxConnections get a 503.
+// per member. Sockets are counted at accept, before any upgrade, against limits.maxConnections
+// and limits.maxConnectionsPerAddress (the excess gets a 503 and is closed at once); the upgrade
+// request must arrive within the headers timeout (408) and pass the browser protections of
+// web-guard.ts (a foreign Host or Origin gets 403).
 
-import * as http from 'http';
+import type * as http from 'http';
 import type { Duplex } from 'stream';
 import WebSocket, { WebSocketServer } from 'ws';
+import { RkllmError } from '../errors';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
+import { HttpListener, refuseSocket } from './http-listener';
 import { PeerOutput, type OutputSink } from './peer-output';
-import { invalidRequest, replyTooLarge, serialize, tooManyConnections, unauthorized } from './replies';
+import { invalidRequest, replyTooLarge, serialize, unauthorized } from './replies';
 import {
   formatHostPort,
   bindOnce,
@@ -24,6 +29,7 @@ import {
   type TransportContext,
   type TransportStats,
 } from './transport';
+import { WebGuard, type WebSettings } from './web-guard';
 
 export const PING_INTERVAL_MS = 30_000;
 /** A peer closed for not reading gets this long to take the close frame before it is terminated. */
@@ -111,33 +117,39 @@ export class WebSocketTransport implements Transport {
   readonly name = 'websocket' as const;
 
   private readonly context: TransportContext;
+  private readonly listener: HttpListener;
   private readonly httpServer: http.Server;
+  private readonly guard: WebGuard;
   private readonly wss: WebSocketServer;
   private readonly peers = new Set<WebSocketPeer>();
-  /** Upgrades under way count against the bound too. */
-  private upgrading = 0;
   private address: ListeningAddress | undefined;
   private accepting = true;
   private pingTimer: NodeJS.Timeout | undefined;
   private nextPeerNumber = 1;
   private counters = { accepted: 0, refused: 0, cutOff: 0 };
 
-  constructor(context: TransportContext) {
+  constructor(context: TransportContext, web: WebSettings) {
     this.context = context;
+    this.guard = new WebGuard(web, context.endpoint.host);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: context.limits.maxMessageBytes,
       perMessageDeflate: false,
       clientTracking: false,
     });
-    this.httpServer = http.createServer((request, response) => {
-      request.resume();
-      const body = serialize(invalidRequest('this port speaks WebSocket only; open ws://host:port/'));
-      response.writeHead(426, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), upgrade: 'websocket' });
-      response.end(body);
+    this.listener = new HttpListener({
+      transport: this.name,
+      context,
+      web,
+      onRequest: (request, response) => {
+        request.resume();
+        const body = serialize(invalidRequest('this port speaks WebSocket only; open ws://host:port/'));
+        response.writeHead(426, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), upgrade: 'websocket' });
+        response.end(body);
+      },
     });
+    this.httpServer = this.listener.server;
     this.httpServer.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(request, socket, head));
-    this.httpServer.on('clientError', (_error, socket) => socket.destroy());
   }
 
   async start(): Promise<ListeningAddress> {
@@ -145,6 +157,7 @@ export class WebSocketTransport implements Transport {
     this.address = await bindOnce(this.httpServer, this.name, host, port, this.context.logger, (bound) =>
       this.httpServer.listen({ host, port }, bound),
     );
+    this.guard.bound(this.address.host);
     this.pingTimer = setInterval(() => this.pingAll(), PING_INTERVAL_MS);
     this.pingTimer.unref();
     return this.address;
@@ -152,6 +165,7 @@ export class WebSocketTransport implements Transport {
 
   stopAccepting(): void {
     this.accepting = false;
+    this.listener.stopAccepting();
     if (this.httpServer.listening) this.httpServer.close();
   }
 
@@ -174,7 +188,8 @@ export class WebSocketTransport implements Transport {
   stats(): TransportStats {
     let bufferedBytes = 0;
     for (const peer of this.peers) bufferedBytes += peer.socket.bufferedAmount;
-    return { connections: this.peers.size, ...this.counters, bufferedBytes };
+    // Refusals at accept (over a bound) and at upgrade (shutting down) are counted alike.
+    return { connections: this.peers.size, ...this.counters, refused: this.counters.refused + this.listener.counters.refused, bufferedBytes };
   }
 
   private upgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -184,28 +199,22 @@ export class WebSocketTransport implements Transport {
       rejectUpgrade(socket, 404, invalidRequest(`no WebSocket endpoint at ${path}; use /`));
       return;
     }
+    const verdict = this.guard.check(request);
+    if (!verdict.allowed) {
+      rejectUpgrade(socket, 403, this.context.handler.refusal(verdict.error));
+      return;
+    }
     if (!this.context.apiKey.admitsHeader(request.headers.authorization)) {
       rejectUpgrade(socket, 401, unauthorized(this.context.handler, 'send the API key as "Authorization: Bearer <key>" on the upgrade request'));
       return;
     }
-    if (!this.accepting || this.peers.size + this.upgrading >= this.context.limits.maxConnections) {
+    if (!this.accepting) {
       this.counters.refused += 1;
-      rejectUpgrade(socket, 503, tooManyConnections(this.context.handler, this.name, this.context.limits.maxConnections));
+      rejectUpgrade(socket, 503, this.context.handler.refusal(new RkllmError('the server is shutting down', 'SHUTTING_DOWN')));
       return;
     }
-    this.upgrading += 1;
-    let settled = false;
-    const settle = (): void => {
-      if (!settled) {
-        settled = true;
-        this.upgrading -= 1;
-      }
-    };
-    socket.once('close', settle);
-    this.wss.handleUpgrade(request, socket, head, (ws) => {
-      settle();
-      this.admit(ws, request);
-    });
+    // The socket was counted at accept (HttpListener): the upgrade takes no further slot.
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.admit(ws, request));
   }
 
   private admit(ws: WebSocket, request: http.IncomingMessage): void {
@@ -273,10 +282,7 @@ function rawDataToString(data: WebSocket.RawData): string {
   return Buffer.from(data).toString('utf8');
 }
 
+/** The answer to an upgrade refused: written, then the socket closed (an upgrade request has no body left to read). */
 function rejectUpgrade(socket: Duplex, status: number, body: OutgoingMessage): void {
-  const text = serialize(body);
-  const reason = http.STATUS_CODES[status] ?? 'Error';
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
-  );
+  refuseSocket(socket, status, body);
 }

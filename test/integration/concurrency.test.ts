@@ -101,7 +101,7 @@ describe('Concurrency: hundreds of clients at once on one server', () => {
   });
 
   beforeEach(async () => {
-    server = await ServerProcess.start({ model: 'sim:instant', disable: ['stdio'], args: ['--max-queue', '4000'] });
+    server = await ServerProcess.start({ model: 'sim:instant', disable: ['stdio'], args: ['--max-queue', '4000', '--max-streams', '4000'] });
   });
 
   afterEach(async () => {

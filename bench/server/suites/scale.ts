@@ -108,7 +108,13 @@ export async function measureScale(settings: Settings): Promise<ScaleFigures> {
   const rows: ScaleRow[] = [];
   for (const transport of ['tcp', 'udp', 'http', 'ws'] as const) {
     const row = await withServer(
-      () => startOurServer([transport], ['--max-connections', String(SERVER_MAX_CONNECTIONS)]),
+      // The ramp measures what held connections cost, so none of the server's admission bounds
+      // (connections, per address, the headers timeout of a socket that sends nothing) may end it.
+      () =>
+        startOurServer(
+          [transport],
+          ['--max-connections', String(SERVER_MAX_CONNECTIONS), '--max-connections-per-address', String(SERVER_MAX_CONNECTIONS), '--headers-timeout', String(RAMP_BOUND_MS)],
+        ),
       async (server): Promise<ScaleRow> => {
         await sleep(SETTLE_MS);
         const pid = server.child.pid!;
