@@ -27,6 +27,8 @@ export const SERVER_ERRORS = {
   TRANSPORT_NOT_RUNNING: { code: -32016, message: 'That transport is not running' },
   TOO_MANY_CONNECTIONS: { code: -32017, message: 'Too many connections; try again later' },
   UNAUTHORIZED: { code: -32018, message: 'Missing or wrong API key' },
+  TOO_MANY_MODELS: { code: -32019, message: 'Too many models loaded or loading; destroy one or try again later' },
+  RESOURCE_EXHAUSTED: { code: -32020, message: 'The server could not start a thread for this call; try again later' },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;
@@ -51,6 +53,8 @@ const WIRE_BY_CODE: Readonly<Record<RkllmErrorCode, ServerErrorName | 'INVALID_P
   UNKNOWN_HANDLE: 'UNKNOWN_HANDLE',
   HANDLE_IN_USE: 'HANDLE_IN_USE',
   DOMAIN_IN_USE: 'DOMAIN_IN_USE',
+  TOO_MANY_MODELS: 'TOO_MANY_MODELS',
+  RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
   REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
   REQUEST_CANCELLED: 'REQUEST_CANCELLED',
   REQUEST_ABORTED: 'REQUEST_ABORTED',
