@@ -7,7 +7,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { HttpClient, ServerProcess, TRANSPORTS, makeTempDir, stopAllServers, type RpcClient, type RpcMessage, type Transport } from '../integration/client';
+import { HttpClient, ServerProcess, TRANSPORTS, makeTempDir, residentKiB, stopAllServers, type RpcClient, type RpcMessage, type Transport } from '../integration/client';
 import { clientOn, peakThreadsDuring, sendBatch, settledThreadCount } from './native-limits';
 
 jest.setTimeout(120_000);
@@ -48,10 +48,16 @@ describe('model admission', () => {
   it.each(TRANSPORTS)('%s: one batch of rkllm_init loads at most the limits allow and refuses the rest, naming the flag', async (transport) => {
     const client = clients.get(transport)!;
     const before = await settledThreadCount(server.pid);
+    const rssBefore = residentKiB(server.pid);
+    const sentAt = Date.now();
     const { result: replies, peak } = await peakThreadsDuring(server.pid, () => sendBatch(client, Array.from({ length: BATCH[transport] }, () => INIT), 60_000));
+    const tookMs = Date.now() - sentAt;
     const loaded = replies.filter((reply) => reply.result).map((reply) => reply.result.handle as string);
     const refused = replies.filter((reply) => reply.error);
-    process.stderr.write(`${transport}: ${replies.length} inits, ${loaded.length} loaded; threads ${before} before, at most ${peak} during\n`);
+    process.stderr.write(
+      `${transport}: ${replies.length} inits answered in ${tookMs} ms, ${loaded.length} loaded; threads ${before} before, at most ${peak} during; ` +
+        `RSS ${Math.round(rssBefore / 1024)} -> ${Math.round(residentKiB(server.pid) / 1024)} MiB\n`,
+    );
 
     expect(loaded.length).toBeGreaterThanOrEqual(1);
     expect(loaded.length).toBeLessThanOrEqual(MAX_LOADING);

@@ -51,10 +51,10 @@ const UDP_BATCH = 250;
 let batchCounter = 0;
 
 /**
- * Sends `calls` as one JSON-RPC batch (on UDP: one batch per datagram of UDP_BATCH) and resolves
- * with the replies in the order of the calls.
+ * Sends `calls` as JSON-RPC batches of `perBatch` (default: one batch; on UDP at most UDP_BATCH
+ * per datagram), all at once, and resolves with the replies in the order of the calls.
  */
-export async function sendBatch(client: RpcClient, calls: readonly Call[], timeoutMs: number): Promise<RpcMessage[]> {
+export async function sendBatch(client: RpcClient, calls: readonly Call[], timeoutMs: number, perBatch = calls.length): Promise<RpcMessage[]> {
   const tag = `batch${++batchCounter}`;
   const requests = calls.map((call, index) => {
     const request: Record<string, unknown> = { jsonrpc: '2.0', id: `${tag}-${index}`, method: call.method };
@@ -63,10 +63,15 @@ export async function sendBatch(client: RpcClient, calls: readonly Call[], timeo
   });
   const order = new Map(requests.map((request, index) => [request.id as string, index]));
   const replies: RpcMessage[] = new Array<RpcMessage>(calls.length);
+  const batches: Record<string, unknown>[][] = [];
+  const size = client.transport === 'udp' ? Math.min(perBatch, UDP_BATCH) : perBatch;
+  for (let start = 0; start < requests.length; start += size) batches.push(requests.slice(start, start + size));
   if (client instanceof HttpClient) {
-    const reply = await client.post(JSON.stringify(requests), {}, timeoutMs);
-    if (!Array.isArray(reply.json)) throw new Error(`HTTP ${reply.status}: not a batch reply: ${reply.text.slice(0, 300)}`);
-    for (const message of reply.json as RpcMessage[]) replies[order.get(String(message.id)) ?? -1] = message;
+    const posted = await Promise.all(batches.map((batch) => client.post(JSON.stringify(batch), {}, timeoutMs)));
+    for (const reply of posted) {
+      if (!Array.isArray(reply.json)) throw new Error(`HTTP ${reply.status}: not a batch reply: ${reply.text.slice(0, 300)}`);
+      for (const message of reply.json as RpcMessage[]) replies[order.get(String(message.id)) ?? -1] = message;
+    }
     return replies;
   }
   if (!(client instanceof MessageClient)) throw new Error(`no batch support for ${client.transport}`);
@@ -82,8 +87,7 @@ export async function sendBatch(client: RpcClient, calls: readonly Call[], timeo
     },
     timeoutMs,
   );
-  const size = client.transport === 'udp' ? UDP_BATCH : requests.length;
-  for (let start = 0; start < requests.length; start += size) client.sendText(JSON.stringify(requests.slice(start, start + size)));
+  for (const batch of batches) client.sendText(JSON.stringify(batch));
   await all;
   return replies;
 }
