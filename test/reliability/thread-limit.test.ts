@@ -5,8 +5,18 @@
 // the emulated runtime's rkllm_init fails cleanly (-1, MODEL_INIT_FAILED) when its own thread
 // cannot start, as the real library would. The server answers everything else meanwhile.
 
-import { ServerProcess, TRANSPORTS, countTo, stopAllServers, waitUntil, type RpcClient, type StreamOutcome, type Transport } from '../integration/client';
-import { clientOn, loadSlowAbortModel, sendBatch, setThreadLimit, settledThreadCount, threadLimitWrapper, threadsOfServerUser, whileAlive } from './native-limits';
+import { ServerProcess, TRANSPORTS, countTo, sleep, stopAllServers, waitUntil, type RpcClient, type StreamOutcome, type Transport } from '../integration/client';
+import {
+  clientOn,
+  loadSlowAbortModel,
+  sendBatch,
+  setThreadLimit,
+  settledThreadCount,
+  threadCount,
+  threadLimitWrapper,
+  threadsOfServerUser,
+  whileAlive,
+} from './native-limits';
 
 jest.setTimeout(120_000);
 
@@ -26,9 +36,9 @@ async function startLimited(): Promise<{ server: ServerProcess; clients: Map<Tra
 }
 
 /** Starts a long run on `client`; resolves once its tokens flow, with the promise of its end. */
-async function startRun(client: RpcClient): Promise<{ ended: Promise<StreamOutcome> }> {
+async function startRun(client: RpcClient, id?: string): Promise<{ ended: Promise<StreamOutcome> }> {
   let chunks = 0;
-  const ended = client.stream('rkllm_run', { rkllm_input: PROMPT, stream: true }, { timeoutMs: 30_000, onChunk: () => chunks++ });
+  const ended = client.stream('rkllm_run', { rkllm_input: PROMPT, stream: true }, { id, timeoutMs: 30_000, onChunk: () => chunks++ });
   await waitUntil(`${client.transport}: the run's first tokens`, () => chunks >= 3, 10_000, 10);
   return { ended };
 }
@@ -86,6 +96,28 @@ describe(`under RLIMIT_NPROC ${NPROC}`, () => {
     const loaded = await control.request('rkllm_init', { param: { model_path: 'sim:instant' } }, { timeoutMs: 10_000 });
     expect(loaded.error).toBeUndefined();
     const reply = await control.request('rkllm_run', { handle: loaded.result.handle, rkllm_input: { input_type: 0, prompt_input: 'count to 3' } }, { timeoutMs: 10_000 });
+    expect(reply.result?.text).toBe(countTo(3));
+    expect(server.exitInfo).toBeUndefined();
+    for (const client of clients.values()) await client.close();
+  });
+
+  it("at the thread limit a cancel ends its request at once, and the native run it leaves stops as soon as a thread is free", async () => {
+    const { server, clients } = await startLimited();
+    const control = clients.get('tcp')!;
+    const running = await startRun(control, 'victim');
+    const threads = await settledThreadCount(server.pid);
+    await setThreadLimit(server.pid, threadsOfServerUser(server.pid));
+
+    expect((await whileAlive(server, control.request('cancel', { request_id: 'victim' }, { timeoutMs: 10_000 }))).error).toBeUndefined();
+    expect(await running.ended).toMatchObject({ final: { aborted: true } });
+    // Its rkllm_abort found no thread: the runtime still runs it, and the server keeps trying.
+    await sleep(500);
+    expect((await control.request('rkllm_is_running', undefined, { timeoutMs: 10_000 })).result).toEqual({ running: true });
+    expect(threadCount(server.pid)).toBe(threads);
+
+    await setThreadLimit(server.pid, NPROC);
+    await waitUntil('the native run to stop', async () => (await control.request('rkllm_is_running')).result?.running === false, 5000, 100);
+    const reply = await control.request('rkllm_run', { rkllm_input: { input_type: 0, prompt_input: 'count to 3' } }, { timeoutMs: 10_000 });
     expect(reply.result?.text).toBe(countTo(3));
     expect(server.exitInfo).toBeUndefined();
     for (const client of clients.values()) await client.close();
