@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 
@@ -51,6 +52,13 @@ bool IsReadableFile(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// What a call is answered with when the process cannot start one more thread (RLIMIT_NPROC,
+// cgroup pids.max, no memory for a stack): the request fails, the server goes on.
+NativeError NoThreadError(const char* fn, const std::system_error& error) {
+  return NativeError("RESOURCE_EXHAUSTED", std::string(fn) + ": no thread could be started for it (" + error.what() +
+                                               "); the process is at its thread limit (ulimit -u); try again later.");
+}
+
 }  // namespace
 
 rkllm::ResultCallback ModelWorker::ResultCallback() { return &DispatchResult; }
@@ -64,7 +72,17 @@ ModelWorker::~ModelWorker() = default;
 void ModelWorker::Start(uint64_t init_call_id) {
   // Detached: the thread keeps this object alive through shared_from_this and says when it is
   // done (thread_exited_), so nobody ever has to join it from the JS thread.
-  std::thread([self = shared_from_this(), init_call_id] { self->ThreadMain(init_call_id); }).detach();
+  try {
+    std::thread([self = shared_from_this(), init_call_id] { self->ThreadMain(init_call_id); }).detach();
+  } catch (const std::system_error& error) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      thread_exited_ = true;
+    }
+    sink_->Post(CallDoneEvent{init_call_id, -1, NoThreadError("rkllm_init", error)});
+    // The share of the sink that the thread would have released as its last act.
+    sink_->ReleaseThread();
+  }
 }
 
 void ModelWorker::ThreadMain(uint64_t init_call_id) {
@@ -180,7 +198,15 @@ int ModelWorker::OnResult(uint64_t run_id, rkllm::Result* result, rkllm::CallSta
   if (aborted_run_id_ == run_id) {
     if (!abort_resent_) {
       abort_resent_ = true;
-      AbortOnHelperThread(0);
+      AbortOnHelperThread(0, true);
+    } else {
+      // An abort that found no thread is tried again as long as the run goes on.
+      bool retry;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        retry = abort_start_failed_ && !abort_in_flight_;
+      }
+      if (retry) AbortOnHelperThread(0, true);
     }
     return rkllm::kContinue;
   }
@@ -275,32 +301,79 @@ void ModelWorker::RequestAbortOfCurrentRun() {
 
 void ModelWorker::Abort(uint64_t call_id) {
   uint64_t current = running_run_id_;
-  if (current != 0) aborted_run_id_ = current;
-  AbortOnHelperThread(call_id);
+  if (current == 0) {
+    AbortOnHelperThread(call_id);
+    return;
+  }
+  const uint64_t previous = aborted_run_id_.exchange(current);
+  // Refused for want of a thread: nothing was done, so the run goes on as if never asked.
+  if (!AbortOnHelperThread(call_id)) aborted_run_id_ = previous;
 }
 
-// rkllm_abort can take over a second to land, so it never runs on the JS thread. The handle is
-// held shared meanwhile so that the worker cannot destroy it under the call.
-void ModelWorker::AbortOnHelperThread(uint64_t call_id) {
-  if (!sink_->AcquireThread()) return;
+// rkllm_abort can take over a second to land, so it never runs on the JS thread. One call at a
+// time per model: a flood of aborts costs one thread, not one each. The handle is held shared
+// meanwhile so that the worker cannot destroy it under the call.
+bool ModelWorker::AbortOnHelperThread(uint64_t call_id, bool again_if_in_flight) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    ++aborts_in_flight_;
+    if (call_id != 0) abort_waiters_.push_back(call_id);
+    if (abort_in_flight_) {
+      // A run that started under the abort in flight may have missed it: one more call after it.
+      if (again_if_in_flight) abort_again_ = true;
+      return true;
+    }
+    abort_in_flight_ = true;
   }
-  std::thread([self = shared_from_this(), call_id] {
+  if (!sink_->AcquireThread()) {
+    // The process is exiting: nobody is left to answer.
+    std::lock_guard<std::mutex> lock(mutex_);
+    abort_in_flight_ = false;
+    abort_waiters_.clear();
+    aborts_landed_.notify_all();
+    return true;
+  }
+  try {
+    std::thread([self = shared_from_this()] { self->AbortHelperMain(); }).detach();
+  } catch (const std::system_error& error) {
+    std::vector<uint64_t> refused;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      refused.swap(abort_waiters_);
+      abort_in_flight_ = false;
+      abort_again_ = false;
+      abort_start_failed_ = true;
+    }
+    aborts_landed_.notify_all();
+    const NativeError why = NoThreadError("rkllm_abort", error);
+    for (uint64_t id : refused) sink_->Post(CallDoneEvent{id, -1, why});
+    sink_->ReleaseThread();
+    return false;
+  }
+  return true;
+}
+
+void ModelWorker::AbortHelperMain() {
+  for (;;) {
     int code = 0;
     {
-      std::shared_lock<std::shared_mutex> lock(self->handle_mutex_);
-      if (self->handle_live_) code = self->library_->api().Abort(self->handle_);
+      std::shared_lock<std::shared_mutex> lock(handle_mutex_);
+      if (handle_live_) code = library_->api().Abort(handle_);
     }
+    std::vector<uint64_t> answered;
+    bool again;
     {
-      std::lock_guard<std::mutex> lock(self->mutex_);
-      --self->aborts_in_flight_;
+      std::lock_guard<std::mutex> lock(mutex_);
+      answered.swap(abort_waiters_);
+      again = abort_again_;
+      abort_again_ = false;
+      abort_start_failed_ = false;
+      if (!again) abort_in_flight_ = false;
     }
-    self->aborts_landed_.notify_all();
-    if (call_id != 0) self->sink_->Post(CallDoneEvent{call_id, code, {}});
-    self->sink_->ReleaseThread();
-  }).detach();
+    for (uint64_t id : answered) sink_->Post(CallDoneEvent{id, code, {}});
+    if (!again) break;
+  }
+  aborts_landed_.notify_all();
+  sink_->ReleaseThread();
 }
 
 // rkllm_abort stops whatever runs on the handle, not a given run: one that is still on its way
@@ -308,7 +381,7 @@ void ModelWorker::AbortOnHelperThread(uint64_t call_id) {
 void ModelWorker::WaitForAbortsToLand() {
   std::unique_lock<std::mutex> lock(mutex_);
   bool landed = aborts_landed_.wait_for(lock, std::chrono::milliseconds(kAbortLandingTimeoutMs),
-                                        [this] { return aborts_in_flight_ == 0; });
+                                        [this] { return !abort_in_flight_; });
   if (!landed) {
     std::fprintf(stderr, "rkllm-serve: rkllm_abort has not returned after %d ms; starting the next run anyway\n",
                  kAbortLandingTimeoutMs);

@@ -2,6 +2,10 @@
 // block (init, run, destroy, and the calls that read files or change state) runs on this thread,
 // in the order JavaScript asked for them; a request to a busy model waits its turn. The cheap
 // queries (is_running, kv cache size) and abort are answered without waiting behind a run.
+//
+// At most one rkllm_abort is in flight per model, on a helper thread of its own: aborts asked for
+// meanwhile join it and get its return code. A thread that cannot be started (the process is at
+// its thread limit) becomes an error answer (RESOURCE_EXHAUSTED), never a crash.
 #pragma once
 
 #include <atomic>
@@ -12,6 +16,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <vector>
 
 #include "model_events.h"
 #include "params.h"
@@ -27,7 +32,8 @@ class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
   ModelWorker(std::shared_ptr<RuntimeLibrary> library, ModelParams params, std::shared_ptr<EventSink> sink);
   ~ModelWorker();
 
-  // Starts the thread; its first job is rkllm_init, answered as CallDone(init_call_id).
+  // Starts the thread; its first job is rkllm_init, answered as CallDone(init_call_id). When no
+  // thread can be started, the init is answered with RESOURCE_EXHAUSTED instead.
   void Start(uint64_t init_call_id);
 
   // All of the following are called on the JS thread.
@@ -35,7 +41,8 @@ class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
   void EnqueueCall(uint64_t call_id, Call call);
   // Queued: removed, its end is 'aborted'. Running: aborted. Returns false if unknown.
   bool Cancel(uint64_t run_id);
-  // rkllm_abort on another thread (it can take over a second); answered as CallDone(call_id).
+  // rkllm_abort on another thread (it can take over a second); answered as CallDone(call_id),
+  // with the return code of the abort in flight if there is one.
   void Abort(uint64_t call_id);
   // Drops what is queued, aborts what runs, then rkllm_destroy; answered as CallDone(call_id).
   void Destroy(uint64_t call_id);
@@ -63,7 +70,9 @@ class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
   void ExecuteDestroy(uint64_t call_id);
   void DropQueuedLocked(const char* why);
   void RequestAbortOfCurrentRun();
-  void AbortOnHelperThread(uint64_t call_id);
+  // False when no thread could be started (its waiters are answered with RESOURCE_EXHAUSTED).
+  bool AbortOnHelperThread(uint64_t call_id, bool again_if_in_flight = false);
+  void AbortHelperMain();
   void WaitForAbortsToLand();
 
   const std::shared_ptr<RuntimeLibrary> library_;
@@ -76,7 +85,11 @@ class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
   bool destroy_requested_ = false;  // guarded by mutex_; also read on the JS thread only
   bool thread_exited_ = false;
   std::condition_variable exited_;
-  int aborts_in_flight_ = 0;  // guarded by mutex_
+  // The one rkllm_abort in flight, and the calls waiting for its return code (guarded by mutex_).
+  bool abort_in_flight_ = false;
+  bool abort_again_ = false;        // a run started under the abort in flight: abort once more
+  bool abort_start_failed_ = false;  // the last abort found no thread; a running run retries it
+  std::vector<uint64_t> abort_waiters_;
   std::condition_variable aborts_landed_;
 
   // The handle is created and destroyed by the worker; abort helpers hold it shared meanwhile.

@@ -32,6 +32,8 @@ export const RKLLM_ERROR_CODES = [
   'CALL_FAILED',
   /** No native build or prebuild fits this platform. */
   'ADDON_NOT_FOUND',
+  /** The process could not start a thread the call needs (its thread limit); nothing was done. */
+  'RESOURCE_EXHAUSTED',
 
   // --- Raised by the server core and the front ends ---
   /** The model's queue is full. */
@@ -44,6 +46,8 @@ export const RKLLM_ERROR_CODES = [
   'HANDLE_IN_USE',
   /** Another model already uses the base_domain_id asked for. */
   'DOMAIN_IN_USE',
+  /** rkllm_init beyond the models loaded or loading at once; `facts` name the limit and its flag. */
+  'TOO_MANY_MODELS',
   /** The request was still queued or running when the server's timeout passed. */
   'REQUEST_TIMEOUT',
   /** The request was cancelled (cancel, its connection closed, its stream expired). */

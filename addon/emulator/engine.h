@@ -22,7 +22,8 @@ namespace emu {
 
 class Engine {
  public:
-  explicit Engine(EngineSettings settings);  // starts the handle's thread
+  // Starts the handle's thread; throws std::system_error when the process cannot start one.
+  explicit Engine(EngineSettings settings);
   ~Engine();                                 // shutdown() if not done yet
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 
@@ -64,7 +65,15 @@ int create_engine(EngineSettings settings, void** handle) {
              model.name.c_str(), model.max_context_len);
     settings.max_context_len = model.max_context_len;
   }
-  auto engine = std::make_shared<Engine>(std::move(settings));
+  std::shared_ptr<Engine> engine;
+  try {
+    engine = std::make_shared<Engine>(std::move(settings));
+  } catch (const std::system_error& error) {
+    // As the real library would: a handle whose thread cannot start is a failed init, not a crash.
+    release_domain(domain);
+    log_line("rkllm_init: cannot start the handle's inference thread: %s", error.what());
+    return -1;
+  }
   std::lock_guard<std::mutex> lock(registry().mutex);
   uintptr_t id = registry().next_handle;
   registry().next_handle += 2;

@@ -26,6 +26,8 @@ const ConfigFileSchema = Type.Object(
     modelsDirs: Type.Optional(Type.Array(Type.String())),
     cacheDir: Type.Optional(Type.String()),
     maxQueue: Type.Optional(Count),
+    maxLoadedModels: Type.Optional(Positive),
+    maxLoadingModels: Type.Optional(Positive),
     requestTimeoutMs: Type.Optional(Count),
     maxMessageBytes: Type.Optional(Positive),
     maxBatchLength: Type.Optional(Positive),

@@ -97,6 +97,8 @@ function commandLine(args: readonly string[], version: string) {
     .option('disable-http', disableOption('HTTP'))
     .option('disable-ws', disableOption('WebSocket'))
     .option('max-queue', limitOption('runs waiting per model behind the running one', defaults.maxQueue))
+    .option('max-loaded-models', limitOption('models loaded or loading at once, the start-up model included', defaults.maxLoadedModels))
+    .option('max-loading-models', limitOption('rkllm_init calls in flight at once', defaults.maxLoadingModels))
     .option('request-timeout', limitOption('ms a run may queue and run before it is cancelled (0 = no limit)', defaults.requestTimeoutMs))
     .option('max-message-bytes', limitOption('largest message accepted (line, datagram, body, frame)', defaults.maxMessageBytes))
     .option('max-batch-length', limitOption('most requests in one JSON-RPC batch', defaults.maxBatchLength))
@@ -247,6 +249,8 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
     if (flags[DISABLE_FLAGS[name]] === true) config.transports[name].enabled = false;
   }
   config.maxQueue = integerFlag(flags, 'max-queue', 0) ?? config.maxQueue;
+  config.maxLoadedModels = integerFlag(flags, 'max-loaded-models', 1) ?? config.maxLoadedModels;
+  config.maxLoadingModels = integerFlag(flags, 'max-loading-models', 1) ?? config.maxLoadingModels;
   config.requestTimeoutMs = integerFlag(flags, 'request-timeout', 0) ?? config.requestTimeoutMs;
   config.maxMessageBytes = integerFlag(flags, 'max-message-bytes', 1) ?? config.maxMessageBytes;
   config.maxBatchLength = integerFlag(flags, 'max-batch-length', 1) ?? config.maxBatchLength;

@@ -24,6 +24,10 @@ export interface CoreSettings {
   cacheDir?: string;
   /** Runs waiting per model beyond the one running; a full queue answers at once. */
   maxQueue: number;
+  /** Models loaded or loading at once, the start-up model included; rkllm_init beyond is refused. */
+  maxLoadedModels: number;
+  /** rkllm_init calls in flight at once; one more is refused. */
+  maxLoadingModels: number;
   /** A run still queued or running after this long is cancelled (0 = no limit). */
   requestTimeoutMs: number;
   /** A finished or abandoned stream's buffered chunks expire this long after the last poll. */
@@ -203,6 +207,13 @@ export class ServerCore {
   async shutdown(mode: 'cancel' | 'finish', timeoutMs: number): Promise<void> {
     this.shuttingDown = true;
     const deadline = Date.now() + timeoutMs;
+    // Inits in flight are answered now, while their clients can still hear it; their models are
+    // destroyed once loaded, if that happens within the deadline (else the addon's exit hook does).
+    const loading = this.models.loading;
+    const abandoned = this.models.closeLoading(new RkllmError('the server is shutting down; the model was not kept', 'SHUTTING_DOWN'));
+    if (loading > 0) {
+      void abandoned.then(() => this.logger.info({ models: loading }, 'models still loading at shutdown were destroyed once loaded'));
+    }
     const models = this.models.all();
     if (mode === 'finish') {
       await Promise.all(models.map((loaded) => loaded.scheduler.idle(Math.max(0, deadline - Date.now()))));
@@ -219,7 +230,7 @@ export class ServerCore {
       timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
       timer.unref();
     });
-    await Promise.race([destroyed, timeout]);
+    await Promise.race([Promise.all([destroyed, abandoned]), timeout]);
     clearTimeout(timer);
     this.streams.clear();
   }

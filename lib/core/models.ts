@@ -2,12 +2,24 @@
 // client-chosen or generated handle ("model-N"), each on its own extend_param.base_domain_id
 // (the lowest free one unless the client names one). Handles and domains are reserved while
 // rkllm_init runs, so two concurrent inits cannot take the same one.
+//
+// Admission: at most maxLoadedModels models loaded or loading, and at most maxLoadingModels
+// rkllm_init calls in flight; beyond either an init is refused at once (TOO_MANY_MODELS), so no
+// batch of inits can take the board's memory or the process's threads. At shutdown an init still
+// in flight is answered at once (SHUTTING_DOWN) and its model destroyed as soon as it has loaded.
 
 import { RkllmError, invalidArgument } from '../errors';
 import type { PartialParam } from '../runtime/param';
 import type { EndReason } from './job';
 import type { ModelPort, RuntimePort } from './model-port';
 import { Scheduler, type SchedulerLimits } from './scheduler';
+
+export interface ModelLimits extends SchedulerLimits {
+  /** Models loaded or loading at once (the start-up model included). */
+  maxLoadedModels: number;
+  /** rkllm_init calls in flight at once. */
+  maxLoadingModels: number;
+}
 
 export interface LoadedModel {
   readonly handle: string;
@@ -19,22 +31,37 @@ export interface LoadedModel {
 /** Handles destroyed recently, remembered so a late request gets "destroyed", not "unknown". */
 const REMEMBERED_DESTROYED = 256;
 
+/** An rkllm_init in flight. */
+interface Loading {
+  /** Answers its caller with `error` now; the model, once loaded, is destroyed instead of kept. */
+  abandon(error: RkllmError): void;
+  /** Settles when the native init has ended and an abandoned model is destroyed. Never rejects. */
+  readonly ended: Promise<void>;
+}
+
 export class ModelRegistry {
   readonly #runtime: RuntimePort;
-  readonly #limits: SchedulerLimits;
+  readonly #limits: ModelLimits;
   readonly #loaded = new Map<string, LoadedModel>();
-  readonly #loading = new Set<string>();
+  readonly #loading = new Map<string, Loading>();
   readonly #domains = new Set<number>();
   readonly #destroyed = new Set<string>();
   #generated = 0;
+  /** Set by closeLoading: every later rkllm_init is refused with it. */
+  #closedWith: RkllmError | undefined;
 
-  constructor(runtime: RuntimePort, limits: SchedulerLimits) {
+  constructor(runtime: RuntimePort, limits: ModelLimits) {
     this.#runtime = runtime;
     this.#limits = limits;
   }
 
   get size(): number {
     return this.#loaded.size;
+  }
+
+  /** rkllm_init calls in flight. */
+  get loading(): number {
+    return this.#loading.size;
   }
 
   all(): LoadedModel[] {
@@ -55,34 +82,106 @@ export class ModelRegistry {
   }
 
   /** rkllm_init. `param` was checked against the schema and its paths confined by the caller. */
-  async load(param: PartialParam, requestedHandle?: string): Promise<LoadedModel> {
+  load(param: PartialParam, requestedHandle?: string): Promise<LoadedModel> {
+    if (this.#closedWith) return Promise.reject(this.#closedWith);
+    const refused = this.#admissionError();
+    if (refused) return Promise.reject(refused);
     const handle = requestedHandle ?? this.#generateHandle();
     if (this.#loaded.has(handle) || this.#loading.has(handle)) {
-      throw new RkllmError(`the handle '${handle}' is taken; destroy that model first or choose another handle`, 'HANDLE_IN_USE', {
-        facts: { handle },
-      });
+      return Promise.reject(
+        new RkllmError(`the handle '${handle}' is taken; destroy that model first or choose another handle`, 'HANDLE_IN_USE', {
+          facts: { handle },
+        }),
+      );
     }
     const asked = param.extend_param?.base_domain_id;
     if (asked !== undefined && this.#domains.has(asked)) {
-      throw new RkllmError(`base_domain_id ${asked} is used by another model; leave it out to get a free one`, 'DOMAIN_IN_USE', {
-        facts: { base_domain_id: asked },
-      });
+      return Promise.reject(
+        new RkllmError(`base_domain_id ${asked} is used by another model; leave it out to get a free one`, 'DOMAIN_IN_USE', {
+          facts: { base_domain_id: asked },
+        }),
+      );
     }
     const domain = asked ?? this.#lowestFreeDomain();
-    this.#loading.add(handle);
     this.#domains.add(domain);
+
+    let abandonedWith: RkllmError | undefined;
+    let answerNow!: (error: RkllmError) => void;
+    const abandoned = new Promise<never>((_, reject) => (answerNow = reject));
+    abandoned.catch(() => undefined);
+    const settled = this.#runtime.loadModel({ ...param, extend_param: { ...param.extend_param, base_domain_id: domain } }).then(
+      (model): LoadedModel | Promise<never> => {
+        this.#loading.delete(handle);
+        if (abandonedWith) return this.#discard(model, domain, abandonedWith);
+        const loaded: LoadedModel = { handle, model, domain, scheduler: new Scheduler(model, this.#limits) };
+        this.#loaded.set(handle, loaded);
+        this.#destroyed.delete(handle);
+        return loaded;
+      },
+      (error: unknown) => {
+        this.#loading.delete(handle);
+        this.#domains.delete(domain);
+        throw error;
+      },
+    );
+    this.#loading.set(handle, {
+      abandon: (error) => {
+        abandonedWith = error;
+        answerNow(error);
+      },
+      ended: settled.then(
+        () => undefined,
+        () => undefined,
+      ),
+    });
+    return Promise.race([settled, abandoned]);
+  }
+
+  /**
+   * Shutdown: refuses every later rkllm_init with `error`, answers those in flight with it at
+   * once, and resolves when their native inits have ended and their models are destroyed (the
+   * caller bounds the wait: a real rkllm_init can take a minute).
+   */
+  closeLoading(error: RkllmError): Promise<void> {
+    this.#closedWith = error;
+    const inFlight = [...this.#loading.values()];
+    for (const loading of inFlight) loading.abandon(error);
+    return Promise.all(inFlight.map((loading) => loading.ended)).then(() => undefined);
+  }
+
+  /** A model whose caller was answered before it loaded: destroyed, never registered. */
+  async #discard(model: ModelPort, domain: number, error: RkllmError): Promise<never> {
     try {
-      const model = await this.#runtime.loadModel({ ...param, extend_param: { ...param.extend_param, base_domain_id: domain } });
-      const loaded: LoadedModel = { handle, model, domain, scheduler: new Scheduler(model, this.#limits) };
-      this.#loaded.set(handle, loaded);
-      this.#destroyed.delete(handle);
-      return loaded;
-    } catch (error) {
-      this.#domains.delete(domain);
-      throw error;
+      await model.destroy();
+    } catch {
+      // Its rkllm_destroy failing changes nothing for anyone: the caller has had its answer.
     } finally {
-      this.#loading.delete(handle);
+      this.#domains.delete(domain);
     }
+    throw error;
+  }
+
+  /** TOO_MANY_MODELS when one more rkllm_init would pass a limit, else undefined. */
+  #admissionError(): RkllmError | undefined {
+    const { maxLoadedModels, maxLoadingModels } = this.#limits;
+    const held = this.#loaded.size + this.#loading.size;
+    if (held >= maxLoadedModels) {
+      return new RkllmError(
+        `${this.#loaded.size} models are loaded and ${this.#loading.size} loading, the server's limit of ${maxLoadedModels} ` +
+          '(--max-loaded-models); destroy one with rkllm_destroy first',
+        'TOO_MANY_MODELS',
+        { facts: { limit: maxLoadedModels, flag: '--max-loaded-models' } },
+      );
+    }
+    if (this.#loading.size >= maxLoadingModels) {
+      return new RkllmError(
+        `${this.#loading.size} rkllm_init calls are already in flight, the server's limit of ${maxLoadingModels} ` +
+          '(--max-loading-models); try again when one has finished',
+        'TOO_MANY_MODELS',
+        { facts: { limit: maxLoadingModels, flag: '--max-loading-models' } },
+      );
+    }
+    return undefined;
   }
 
   /** rkllm_destroy: the handle is gone at once; its requests end; resolves to the C return code. */

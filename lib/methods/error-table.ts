@@ -31,6 +31,8 @@ export const SERVER_ERRORS = {
   TOO_MANY_STREAMS: { code: -32020, message: 'Too many streams are kept; read or cancel some, or try again later' },
   MODEL_CONTROL_REFUSED: { code: -32021, message: 'This client may not control that model now' },
   FORBIDDEN: { code: -32022, message: 'Refused: the Host or Origin of the request is not allowed' },
+  TOO_MANY_MODELS: { code: -32023, message: 'Too many models loaded or loading; destroy one or try again later' },
+  RESOURCE_EXHAUSTED: { code: -32024, message: 'The server could not start a thread for this call; try again later' },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;
@@ -55,6 +57,8 @@ const WIRE_BY_CODE: Readonly<Record<RkllmErrorCode, ServerErrorName | 'INVALID_P
   UNKNOWN_HANDLE: 'UNKNOWN_HANDLE',
   HANDLE_IN_USE: 'HANDLE_IN_USE',
   DOMAIN_IN_USE: 'DOMAIN_IN_USE',
+  TOO_MANY_MODELS: 'TOO_MANY_MODELS',
+  RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
   REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
   REQUEST_CANCELLED: 'REQUEST_CANCELLED',
   REQUEST_ABORTED: 'REQUEST_ABORTED',

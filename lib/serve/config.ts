@@ -23,6 +23,13 @@ export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
 
   /** Runs waiting per model beyond the one running; a full queue answers at once. */
   maxQueue: number;
+  /**
+   * Models loaded or loading at once (the start-up model included). 8: a board's memory, not
+   * the NPU, is what runs out (about 2 GB per 1.5B w8a8 model; 16 GB on the larger RK3588 boards).
+   */
+  maxLoadedModels: number;
+  /** rkllm_init calls in flight at once: each reads a whole model file from the same storage. */
+  maxLoadingModels: number;
   /** A run still queued or running after this long is cancelled (0 = no limit). */
   requestTimeoutMs: number;
   /** The largest message accepted on any transport (a line, datagram, body or frame). */
@@ -93,6 +100,8 @@ export function defaultConfig(): ServerConfig {
   return {
     modelsDirs: [],
     maxQueue: 64,
+    maxLoadedModels: 8,
+    maxLoadingModels: 4,
     requestTimeoutMs: 0,
     maxMessageBytes: 1024 * 1024,
     maxBatchLength: 1000,

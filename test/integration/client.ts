@@ -787,6 +787,8 @@ export interface StartOptions {
   /** Bound on the wait for every listening line. */
   readyTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** A command to run the server under (['prlimit', '--nproc=300']); it must exec node in place. */
+  wrapper?: string[];
 }
 
 export interface ExitInfo {
@@ -909,7 +911,9 @@ export class ServerProcess {
 
   /** Spawns `node bin/rkllm-serve` without waiting for anything. */
   static spawn(options: StartOptions = {}): ServerProcess {
-    const child = spawn(process.execPath, [BIN, ...ServerProcess.buildArgs(options)], {
+    const [command, ...prefix] = options.wrapper ?? [];
+    const argv = [BIN, ...ServerProcess.buildArgs(options)];
+    const child = spawn(command ?? process.execPath, command === undefined ? argv : [...prefix, process.execPath, ...argv], {
       cwd: REPO_ROOT,
       stdio: [options.stdin === 'devnull' ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...options.env },
