@@ -24,9 +24,13 @@ export interface CoreSettings {
   cacheDir?: string;
   /** Runs waiting per model beyond the one running; a full queue answers at once. */
   maxQueue: number;
-  /** Models loaded or loading at once, the start-up model included; rkllm_init beyond is refused. */
+  /**
+   * Models loaded or loading at once, the start-up model included; rkllm_init beyond is refused.
+   * Default 8: a board's memory, not the NPU, is what runs out (about 2 GB per 1.5B w8a8 model;
+   * 16 GB on the larger RK3588 boards).
+   */
   maxLoadedModels: number;
-  /** rkllm_init calls in flight at once; one more is refused. */
+  /** rkllm_init calls in flight at once (each reads a whole model file from the same storage); one more is refused. */
   maxLoadingModels: number;
   /** A run still queued or running after this long is cancelled (0 = no limit). */
   requestTimeoutMs: number;

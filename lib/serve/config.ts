@@ -10,43 +10,18 @@ import type { TransportConfig } from '../transports/manager';
 
 export type { TransportConfig } from '../transports/manager';
 
+/** The core's settings (lib/core/core.ts, documented there) and the rest of the server's. */
 export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
   /** Path to librkllmrt, 'sim' for the emulated runtime, or undefined for the loader's search. */
   runtime?: string;
   runtimeAbi?: AbiName;
   /** Loaded at start-up under the handle "default": a path or 'sim:NAME'. */
   model?: string;
-  /** Directories a client's model and LoRA paths must resolve inside. */
-  modelsDirs: string[];
-  /** The directory a client's prompt cache paths must resolve inside. */
-  cacheDir?: string;
 
-  /** Runs waiting per model beyond the one running; a full queue answers at once. */
-  maxQueue: number;
-  /**
-   * Models loaded or loading at once (the start-up model included). 8: a board's memory, not
-   * the NPU, is what runs out (about 2 GB per 1.5B w8a8 model; 16 GB on the larger RK3588 boards).
-   */
-  maxLoadedModels: number;
-  /** rkllm_init calls in flight at once: each reads a whole model file from the same storage. */
-  maxLoadingModels: number;
-  /** A run still queued or running after this long is cancelled (0 = no limit). */
-  requestTimeoutMs: number;
   /** The largest message accepted on any transport (a line, datagram, body or frame). */
   maxMessageBytes: number;
   /** The most requests one JSON-RPC batch may hold; a longer batch is refused whole. */
   maxBatchLength: number;
-  /** A finished or abandoned stream's buffered chunks expire this long after the last poll. */
-  streamExpiryMs: number;
-  /** Chunks kept per stream for poll; older ones are dropped (poll reports the gap). */
-  maxBufferedChunks: number;
-  /** Streams kept at once, over every client / per connection; the oldest finished make room. */
-  maxStreams: number;
-  maxStreamsPerClient: number;
-  /** Estimated bytes of stream chunks kept over every stream. */
-  maxStreamBytes: number;
-  /** The most chunks one poll answers. */
-  maxPollChunks: number;
   /**
    * Who may make model-wide calls (abort, destroy, state): 'any' client, or 'owner' rules
    * (lib/core/model-control.ts); 'auto' is 'owner' once a network transport listens beyond loopback.
@@ -83,7 +58,6 @@ export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
    */
   apiKey?: string;
 
-  enableTestHooks: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   transports: Record<TransportName, TransportConfig>;
 }
