@@ -288,12 +288,17 @@ export class ResultStream implements AsyncIterable<ResultChunk> {
 
   private armIdle(): void {
     if (this.ended) return;
-    clearTimeout(this.idleTimer);
+    // Called per chunk: an armed timer is restarted, not replaced.
+    if (this.idleTimer !== undefined) {
+      this.idleTimer.refresh();
+      return;
+    }
     this.idleTimer = setTimeout(() => this.timedOut(`nothing arrived for ${this.idleTimeoutMs} ms`), this.idleTimeoutMs);
   }
 
   private stopTimers(): void {
     clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     clearTimeout(this.totalTimer);
   }
 

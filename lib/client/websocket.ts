@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'http';
 import WebSocket from 'ws';
 import { invalidArgument } from '../errors';
+import { textOfFrame } from '../framing/websocket-text';
 import { ClientError } from './errors';
 import { DEFAULT_CLOSE_TIMEOUT_MS } from './line-stream';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './tcp';
@@ -42,7 +43,7 @@ export class WebSocketTransport extends TransportBase implements ClientTransport
     super();
     this.socket = socket;
     this.closeTimeoutMs = closeTimeoutMs;
-    socket.on('message', (data: WebSocket.RawData) => this.deliver(rawDataToString(data)));
+    socket.on('message', (data: WebSocket.RawData) => this.deliver(textOfFrame(data)));
     socket.on('error', (error: Error) => {
       this.lastError = error;
       this.report(error);
@@ -151,8 +152,3 @@ export class WebSocketTransport extends TransportBase implements ClientTransport
   }
 }
 
-function rawDataToString(data: WebSocket.RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
-}

@@ -15,7 +15,7 @@ import { RpcEngine } from '../rpc/engine';
 import { failure, type RequestId } from '../rpc/envelope';
 import type { DropProbe, MethodContext } from './context';
 import { serverError, toRpcError } from './error-table';
-import { asClientWrote } from './runs';
+import { streamErrorJson } from './runs';
 import { buildMethodTable } from './table';
 
 export interface JsonRpcFrontEndOptions {
@@ -153,6 +153,6 @@ function resultNotification(stream: Stream, chunk: StreamChunk): OutgoingMessage
   const params =
     chunk.error === undefined
       ? { stream_id: stream.id, request_id: stream.requestId, ...chunk }
-      : { stream_id: stream.id, request_id: stream.requestId, ...chunk, error: toRpcError(asClientWrote(chunk.error, stream.job)).toJSON() };
+      : { stream_id: stream.id, request_id: stream.requestId, ...chunk, error: streamErrorJson(stream, chunk.error) };
   return { jsonrpc: '2.0', method: 'rkllm_result', params };
 }

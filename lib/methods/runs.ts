@@ -11,7 +11,10 @@ import type { HeldFile, PathPolicy } from '../core/paths';
 import type { WireRunResult } from '../core/run-result';
 import type { RKLLMInferParam, RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
+import type { Stream } from '../core/stream';
+import type { ErrorObject } from '../rpc/errors';
 import type { MethodContext } from './context';
+import { toRpcError } from './error-table';
 
 export type RunMode = 'plain' | 'stream' | 'async';
 
@@ -115,6 +118,11 @@ export function asClientWrote(error: unknown, job: Job | undefined): unknown {
   if (!(error instanceof RkllmError) || job === undefined || !flatInputJobs.has(job)) return error;
   const field = error.field;
   return field?.startsWith(NESTED_INPUT_PREFIX) ? error.withField(field.slice(NESTED_INPUT_PREFIX.length)) : error;
+}
+
+/** A stream's error as its client sees it on the wire (a last notification, a poll answer). */
+export function streamErrorJson(stream: Stream, error: unknown): ErrorObject {
+  return toRpcError(asClientWrote(error, stream.job)).toJSON();
 }
 
 /**

@@ -5,8 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { invalidArgument } from '../errors';
 import { defineMethod, type MethodEntry } from './define';
-import { toRpcError } from './error-table';
-import { asClientWrote } from './runs';
+import { streamErrorJson } from './runs';
 
 export const streamMethods: MethodEntry[] = [
   defineMethod({
@@ -26,7 +25,7 @@ export const streamMethods: MethodEntry[] = [
       core.streams.touch(stream);
       const limit = core.settings.maxPollChunks;
       const { chunks, error, ...answer } = stream.poll(from_seq, Math.min(max_chunks ?? limit, limit));
-      const render = (failure: unknown) => toRpcError(asClientWrote(failure, stream.job)).toJSON();
+      const render = (failure: unknown) => streamErrorJson(stream, failure);
       return {
         ...answer,
         chunks: chunks.map((chunk) => (chunk.error === undefined ? chunk : { ...chunk, error: render(chunk.error) })),

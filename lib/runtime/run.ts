@@ -212,7 +212,7 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
    * not together with iteration.
    */
   onChunks(listener: (chunks: readonly RunChunk[]) => void): void {
-    if (typeof listener !== 'function') throw new RkllmError('listener: expected a function', 'INVALID_ARGUMENT', { field: 'listener', reason: 'expected a function' });
+    if (typeof listener !== 'function') throw argumentError('listener', 'expected a function');
     if (this.#iteratorTaken) throw new RkllmError('a Run delivers its chunks once: to one iterator or one onChunks listener', 'INVALID_ARGUMENT');
     this.#iteratorTaken = true;
     this.#listener = listener;
@@ -247,7 +247,7 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
   #flushBatch(): void {
     const batch = this.#batch;
     if (!batch || batch.length === 0 || !this.#listener) return;
-    this.#batch = [];
+    this.#batch = undefined;
     this.#listener(batch);
   }
 

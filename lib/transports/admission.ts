@@ -5,6 +5,7 @@
 
 import type { Socket } from 'net';
 import { RkllmError } from '../errors';
+import { tooManyConnectionsError } from './replies';
 
 export interface AdmissionLimits {
   readonly maxConnections: number;
@@ -21,10 +22,6 @@ export class Admission {
   ) {}
 
   /** Sockets admitted and not yet closed. */
-  get size(): number {
-    return this.open;
-  }
-
   /**
    * Counts the socket in, until it closes; or, when a bound is reached, says why it is refused
    * (the socket is then not counted, and the caller closes it).
@@ -33,9 +30,7 @@ export class Admission {
     const { maxConnections, maxConnectionsPerAddress } = this.limits;
     const address = normalizeAddress(socket.remoteAddress);
     if (this.open >= maxConnections) {
-      return new RkllmError(`this server accepts at most ${maxConnections} ${this.transport} connections at once`, 'TOO_MANY_CONNECTIONS', {
-        facts: { max_connections: maxConnections },
-      });
+      return tooManyConnectionsError(this.transport, maxConnections);
     }
     const fromAddress = this.perAddress.get(address) ?? 0;
     if (fromAddress >= maxConnectionsPerAddress) {

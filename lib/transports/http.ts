@@ -22,7 +22,7 @@
 import * as http from 'http';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
 import { HttpListener } from './http-listener';
-import { PeerOutput, type OutputSink } from './peer-output';
+import { PeerOutput, onceDrainedOrClosed, type OutputSink } from './peer-output';
 import { invalidRequest, messageTooLarge, replyTooLarge, unauthorized } from './replies';
 import {
   bindOnce,
@@ -122,7 +122,7 @@ function bodyOutput(response: http.ServerResponse): OutputSink {
       if (last) response.end();
       return more;
     },
-    onceDrained: (callback) => onceResponseDrained(response, callback),
+    onceDrained: (callback) => onceDrainedOrClosed(response, callback),
   };
 }
 
@@ -136,20 +136,7 @@ function eventStreamOutput(response: http.ServerResponse): OutputSink {
       response.write(text);
     },
     writePiece: (text, first, last) => response.write(`${first ? 'data: ' : ''}${text}${last ? '\n\n' : ''}`),
-    onceDrained: (callback) => onceResponseDrained(response, callback),
-  };
-}
-
-function onceResponseDrained(response: http.ServerResponse, callback: () => void): () => void {
-  if (response.destroyed) {
-    process.nextTick(callback);
-    return () => undefined;
-  }
-  response.once('drain', callback);
-  response.once('close', callback);
-  return () => {
-    response.off('drain', callback);
-    response.off('close', callback);
+    onceDrained: (callback) => onceDrainedOrClosed(response, callback),
   };
 }
 

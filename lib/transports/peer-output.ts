@@ -31,6 +31,20 @@ export interface OutputSink {
   onceDrained(callback: () => void): () => void;
 }
 
+/** For a sink's onceDrained: calls back once the stream drains or closes (at once when it is gone). */
+export function onceDrainedOrClosed(stream: NodeJS.EventEmitter & { readonly destroyed: boolean }, callback: () => void): () => void {
+  if (stream.destroyed) {
+    process.nextTick(callback);
+    return () => undefined;
+  }
+  stream.once('drain', callback);
+  stream.once('close', callback);
+  return () => {
+    stream.off('drain', callback);
+    stream.off('close', callback);
+  };
+}
+
 export interface PeerOutputOptions {
   readonly sink: OutputSink;
   /** maxBufferedBytesPerConnection. */

@@ -13,9 +13,13 @@ export function messageTooLarge(handler: TransportHandler, limitBytes: number, w
   return handler.refusal(new RkllmError(`${what} is larger than ${limitBytes} bytes`, 'MESSAGE_TOO_LARGE', { facts: { max_bytes: limitBytes } }));
 }
 
+/** The transport is at maxConnections (what Admission and UDP's peer table refuse with). */
+export function tooManyConnectionsError(transport: string, limit: number): RkllmError {
+  return new RkllmError(`this server accepts at most ${limit} ${transport} connections at once`, 'TOO_MANY_CONNECTIONS', { facts: { max_connections: limit } });
+}
+
 export function tooManyConnections(handler: TransportHandler, transport: string, limit: number): OutgoingMessage {
-  const detail = `this server accepts at most ${limit} ${transport} connections at once`;
-  return handler.refusal(new RkllmError(detail, 'TOO_MANY_CONNECTIONS', { facts: { max_connections: limit } }));
+  return handler.refusal(tooManyConnectionsError(transport, limit));
 }
 
 export function unauthorized(handler: TransportHandler, detail: string): OutgoingMessage {

@@ -14,7 +14,7 @@
 import type { Readable, Writable } from 'stream';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
 import { LineSplitter, type LineSink } from '../framing/line-splitter';
-import { PeerOutput, type OutputSink } from './peer-output';
+import { PeerOutput, onceDrainedOrClosed, type OutputSink } from './peer-output';
 import { messageTooLarge, replyTooLarge } from './replies';
 import { reportClosed, type TransportContext } from './transport';
 
@@ -241,17 +241,6 @@ function lineOutput(output: Writable): OutputSink {
       output.write(texts.length === 1 ? texts[0] + '\n' : texts.join('\n') + '\n');
     },
     writePiece: (text, _first, last) => output.write(last ? text + '\n' : text),
-    onceDrained: (callback) => {
-      if (output.destroyed) {
-        process.nextTick(callback);
-        return () => undefined;
-      }
-      output.once('drain', callback);
-      output.once('close', callback);
-      return () => {
-        output.off('drain', callback);
-        output.off('close', callback);
-      };
-    },
+    onceDrained: (callback) => onceDrainedOrClosed(output, callback),
   };
 }

@@ -15,9 +15,10 @@ import type * as http from 'http';
 import type { Duplex } from 'stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { RkllmError } from '../errors';
+import { textOfFrame } from '../framing/websocket-text';
 import type { Connection, OutgoingMessage } from '../rpc/connection';
 import { HttpListener, refuseSocket } from './http-listener';
-import { PeerOutput, type OutputSink } from './peer-output';
+import { PeerOutput, onceDrainedOrClosed, type OutputSink } from './peer-output';
 import { invalidRequest, replyTooLarge, serialize, unauthorized } from './replies';
 import {
   formatHostPort,
@@ -98,18 +99,7 @@ function frameOutput(socket: WebSocket, tcp: Duplex): OutputSink {
       socket.send(text, { fin: last });
       return !tcp.writableNeedDrain;
     },
-    onceDrained: (callback) => {
-      if (tcp.destroyed) {
-        process.nextTick(callback);
-        return () => undefined;
-      }
-      tcp.once('drain', callback);
-      tcp.once('close', callback);
-      return () => {
-        tcp.off('drain', callback);
-        tcp.off('close', callback);
-      };
-    },
+    onceDrained: (callback) => onceDrainedOrClosed(tcp, callback),
   };
 }
 
@@ -230,7 +220,7 @@ export class WebSocketTransport implements Transport {
         return;
       }
       handler
-        .handleMessage(peer, rawDataToString(data))
+        .handleMessage(peer, textOfFrame(data))
         .catch((error: unknown) => logger.error({ err: error, connection: peer.id }, 'handleMessage rejected'));
     });
     ws.on('pong', () => {
@@ -274,12 +264,6 @@ export class WebSocketTransport implements Transport {
     }
   }
 
-}
-
-function rawDataToString(data: WebSocket.RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
 }
 
 /** The answer to an upgrade refused: written, then the socket closed (an upgrade request has no body left to read). */

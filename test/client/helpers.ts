@@ -3,9 +3,8 @@
 // enough to time out, abort or drop in the middle of; and a lib/client client of each kind.
 
 import * as fs from 'fs';
-import * as path from 'path';
 import { RpcClient, StdioTransport, connect, type ResultStream, type ResultChunk } from '../../lib/client';
-import { HttpClient, ServerProcess, makeTempDir, waitUntil, type StartOptions } from '../integration/client';
+import { HttpClient, ServerProcess, makeTempDir, waitUntil, type StartOptions, writePacedModel } from '../integration/client';
 
 /** Every way lib/client reaches the server; http is plain POST (streams polled), http-sse is pushed. */
 export const CLIENT_KINDS = ['stdio', 'tcp', 'udp', 'websocket', 'http', 'http-sse'] as const;
@@ -24,16 +23,7 @@ export interface TestServer {
 
 export async function startServer(options: StartOptions & { apiKey?: string } = {}): Promise<TestServer> {
   const modelsDir = makeTempDir('client');
-  fs.writeFileSync(
-    path.join(modelsDir, 'paced.json'),
-    JSON.stringify({
-      format: 'rkllm-emulated-model',
-      version: 1,
-      name: 'paced',
-      timing: { load_ms: 0, prefill_ms_per_token: 0, decode_ms_per_token: 5 },
-      limits: { max_context_len: 4096 },
-    }),
-  );
+  writePacedModel(modelsDir, { load_ms: 0, prefill_ms_per_token: 0, decode_ms_per_token: 5 }, 4096);
   const keyArgs = options.apiKey === undefined ? [] : ['--api-key', options.apiKey];
   const server = await ServerProcess.start({ ...options, args: ['--models-dir', modelsDir, ...keyArgs, ...(options.args ?? [])] });
   const control = new HttpClient(server.port('http'));

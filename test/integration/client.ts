@@ -121,6 +121,27 @@ export function makeTempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `rkllm-it-${prefix}-`));
 }
 
+/** The timing of an emulated model file (docs/emulated-runtime.md); what is left out keeps its default. */
+export interface EmulatedTiming {
+  load_ms?: number;
+  prefill_ms_per_token?: number;
+  decode_ms_per_token?: number;
+}
+
+/** Writes `<dir>/paced.json`, an emulated model of our own with the given pace; returns its path. */
+export function writePacedModel(dir: string, timing: EmulatedTiming, maxContextLen = 8192): string {
+  const file = path.join(dir, 'paced.json');
+  fs.writeFileSync(file, JSON.stringify({ format: 'rkllm-emulated-model', version: 1, name: 'paced', timing, limits: { max_context_len: maxContextLen } }));
+  return file;
+}
+
+/** GET /health's answer, which must be a 200. */
+export async function readHealth<T>(control: HttpClient): Promise<T> {
+  const reply = await control.health();
+  expect(reply.status).toBe(200);
+  return reply.json as T;
+}
+
 export function openFdCount(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;
 }
@@ -753,6 +774,22 @@ export class HttpClient implements RpcClient {
     this.media.clear();
     if (this.agent) this.agent.destroy();
   }
+}
+
+/** The message transports' clients of one server: stdio (the child's pipes), TCP, UDP, WebSocket. */
+export type MessageClients = Record<'stdio' | 'tcp' | 'udp' | 'websocket', MessageClient>;
+
+/** Opens one client of each message transport into `clients` (a suite's shared record). */
+export async function openMessageClients(server: ServerProcess, clients: Partial<MessageClients>): Promise<void> {
+  clients.stdio = server.stdio();
+  clients.tcp = await TcpClient.connect(server.port('tcp'));
+  clients.udp = await UdpClient.open(server.port('udp'));
+  clients.websocket = await WsClient.connect(server.port('websocket'));
+}
+
+/** Closes what openMessageClients opened (stdio goes with the server). */
+export async function closeMessageClients(clients: Partial<MessageClients>): Promise<void> {
+  for (const transport of ['tcp', 'udp', 'websocket'] as const) await clients[transport]?.close();
 }
 
 export async function connectClient(server: ServerProcess, transport: Transport): Promise<RpcClient> {

@@ -21,6 +21,8 @@ import {
   withTimeout,
   type MessageClient,
   type RpcMessage,
+  readHealth,
+  writePacedModel,
 } from './client';
 
 jest.setTimeout(150_000);
@@ -54,16 +56,7 @@ describe('No resource leaks over 10,000 connect/request/disconnect cycles', () =
   beforeAll(async () => {
     modelsDir = makeTempDir('leaks');
     // A model of our own (2 ms per token), so that a drop lands in the middle of a stream.
-    fs.writeFileSync(
-      path.join(modelsDir, 'paced.json'),
-      JSON.stringify({
-        format: 'rkllm-emulated-model',
-        version: 1,
-        name: 'paced',
-        timing: { load_ms: 0, prefill_ms_per_token: 0, decode_ms_per_token: 2 },
-        limits: { max_context_len: 8192 },
-      }),
-    );
+    writePacedModel(modelsDir, { load_ms: 0, prefill_ms_per_token: 0, decode_ms_per_token: 2 });
     server = await ServerProcess.start({
       model: 'sim:instant',
       disable: ['stdio'],
@@ -83,11 +76,7 @@ describe('No resource leaks over 10,000 connect/request/disconnect cycles', () =
     if (modelsDir) fs.rmSync(modelsDir, { recursive: true, force: true });
   });
 
-  async function health(): Promise<Health> {
-    const reply = await control.health();
-    expect(reply.status).toBe(200);
-    return reply.json as Health;
-  }
+  const health = (): Promise<Health> => readHealth<Health>(control);
 
   function check(reply: RpcMessage, what: string): void {
     if (reply.error) throw new Error(`${what}: ${JSON.stringify(reply.error)}`);

@@ -27,6 +27,8 @@ import {
   waitUntil,
   withTimeout,
   type MessageClient,
+  readHealth,
+  writePacedModel,
 } from '../integration/client';
 
 jest.setTimeout(60_000);
@@ -65,10 +67,7 @@ describe('churn: abrupt disconnects, slow readers and vanished UDP peers leave n
 
   beforeAll(async () => {
     modelsDir = makeTempDir('churn');
-    fs.writeFileSync(
-      path.join(modelsDir, 'paced.json'),
-      JSON.stringify({ format: 'rkllm-emulated-model', version: 1, name: 'paced', timing: { decode_ms_per_token: 2 }, limits: { max_context_len: 8192 } }),
-    );
+    writePacedModel(modelsDir, { decode_ms_per_token: 2 });
     server = await ServerProcess.start({
       model: 'sim:instant',
       args: ['--models-dir', modelsDir, '--max-buffered-bytes', String(MAX_BUFFERED_BYTES), '--max-queue', '200'],
@@ -90,11 +89,7 @@ describe('churn: abrupt disconnects, slow readers and vanished UDP peers leave n
     if (modelsDir) fs.rmSync(modelsDir, { recursive: true, force: true });
   });
 
-  async function health(): Promise<Health> {
-    const reply = await control.health();
-    expect(reply.status).toBe(200);
-    return reply.json as Health;
-  }
+  const health = (): Promise<Health> => readHealth<Health>(control);
 
   const pacedRun = (handle: string) => ({ handle, rkllm_input: { input_type: 0, prompt_input: PACED_PROMPT }, stream: true });
 

@@ -15,8 +15,9 @@ import {
   type MessageClient,
   type RpcMessage,
   type Transport,
+  openMessageClients,
+  closeMessageClients,
 } from '../integration/client';
-import { TcpClient, UdpClient, WsClient } from '../integration/client';
 
 jest.setTimeout(30_000);
 
@@ -36,14 +37,11 @@ describe('fault injection through the emulated runtime', () => {
 
   beforeAll(async () => {
     server = await ServerProcess.start({ model: 'sim:instant' });
-    clients.stdio = server.stdio();
-    clients.tcp = await TcpClient.connect(server.port('tcp'));
-    clients.udp = await UdpClient.open(server.port('udp'));
-    clients.websocket = await WsClient.connect(server.port('websocket'));
+    await openMessageClients(server, clients);
   });
 
   afterAll(async () => {
-    for (const transport of ['tcp', 'udp', 'websocket'] as const) await clients[transport]?.close();
+    await closeMessageClients(clients);
     await stopAllServers();
   });
 

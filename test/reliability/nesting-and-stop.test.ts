@@ -4,7 +4,16 @@
 // the output, and a stop sequence over its length bound is refused at once with a 400.
 
 import { StopMatcher } from '../../lib/openai/stop';
-import { HttpClient, ServerProcess, TcpClient, UdpClient, WsClient, countTo, stopAllServers, type MessageClient, type RpcMessage } from '../integration/client';
+import {
+  HttpClient,
+  ServerProcess,
+  countTo,
+  stopAllServers,
+  type MessageClient,
+  type RpcMessage,
+  openMessageClients,
+  closeMessageClients,
+} from '../integration/client';
 
 jest.setTimeout(30_000);
 
@@ -36,13 +45,10 @@ describe('deeply nested tools', () => {
 
   beforeAll(async () => {
     server = await ServerProcess.start({ model: 'sim:instant' });
-    clients.stdio = server.stdio();
-    clients.tcp = await TcpClient.connect(server.port('tcp'));
-    clients.udp = await UdpClient.open(server.port('udp'));
-    clients.websocket = await WsClient.connect(server.port('websocket'));
+    await openMessageClients(server, clients);
   });
   afterAll(async () => {
-    for (const transport of ['tcp', 'udp', 'websocket']) await clients[transport].close();
+    await closeMessageClients(clients);
     await server.stop();
   });
 

@@ -8,13 +8,14 @@ import {
   HttpClient,
   ServerProcess,
   TcpClient,
-  UdpClient,
   WsClient,
   residentKiB,
   sleep,
   stopAllServers,
   type MessageClient,
   type RpcMessage,
+  openMessageClients,
+  closeMessageClients,
 } from '../integration/client';
 import { listFunctionsBatch, parkReply, quantile, timeControlRequests, type ParkedClient } from '../../bench/security/parked-replies-clients';
 
@@ -36,13 +37,10 @@ describe('a batch longer than --max-batch-length', () => {
 
   beforeAll(async () => {
     server = await ServerProcess.start({ model: 'sim:instant' });
-    clients.stdio = server.stdio();
-    clients.tcp = await TcpClient.connect(server.port('tcp'));
-    clients.udp = await UdpClient.open(server.port('udp'));
-    clients.websocket = await WsClient.connect(server.port('websocket'));
+    await openMessageClients(server, clients);
   });
   afterAll(async () => {
-    for (const transport of ['tcp', 'udp', 'websocket']) await clients[transport].close();
+    await closeMessageClients(clients);
     await server.stop();
   });
 

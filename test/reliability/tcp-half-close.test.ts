@@ -9,7 +9,7 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { HOST, HttpClient, ServerProcess, countTo, makeTempDir, stopAllServers, waitUntil, withTimeout } from '../integration/client';
+import { HOST, HttpClient, ServerProcess, countTo, makeTempDir, stopAllServers, waitUntil, withTimeout, readHealth, writePacedModel } from '../integration/client';
 
 jest.setTimeout(60_000);
 
@@ -32,10 +32,7 @@ describe('TCP: a client that sent FIN and vanished frees the model; a half-close
   beforeAll(async () => {
     modelsDir = makeTempDir('tcp-half-close');
     // 20 ms a token: "count to 1000" (about 3,000 tokens) runs for a minute.
-    fs.writeFileSync(
-      path.join(modelsDir, 'paced.json'),
-      JSON.stringify({ format: 'rkllm-emulated-model', version: 1, name: 'paced', timing: { decode_ms_per_token: 20 }, limits: { max_context_len: 8192 } }),
-    );
+    writePacedModel(modelsDir, { decode_ms_per_token: 20 });
     server = await ServerProcess.start({ model: 'sim:instant', disable: ['stdio', 'udp', 'websocket'], args: ['--models-dir', modelsDir] });
     control = new HttpClient(server.port('http'), { keepAlive: false });
     const init = await control.request('rkllm_init', { handle: 'paced', param: { model_path: path.join(modelsDir, 'paced.json'), max_context_len: 8192, max_new_tokens: 0 } });
@@ -48,11 +45,7 @@ describe('TCP: a client that sent FIN and vanished frees the model; a half-close
     if (modelsDir) fs.rmSync(modelsDir, { recursive: true, force: true });
   });
 
-  async function health(): Promise<Health> {
-    const reply = await control.health();
-    expect(reply.status).toBe(200);
-    return reply.json as Health;
-  }
+  const health = (): Promise<Health> => readHealth<Health>(control);
 
   const run = (id: string, prompt: string): string =>
     JSON.stringify({ jsonrpc: '2.0', id, method: 'rkllm_run', params: { handle: 'paced', rkllm_input: { input_type: 0, prompt_input: prompt } } }) + '\n';

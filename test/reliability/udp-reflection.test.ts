@@ -29,6 +29,8 @@ import {
   waitUntil,
   withTimeout,
   type RpcMessage,
+  readHealth,
+  writePacedModel,
 } from '../integration/client';
 
 jest.setTimeout(90_000);
@@ -119,10 +121,7 @@ describe('UDP: no amplification, no reflection, no eviction of a peer that owns 
   beforeAll(async () => {
     modelsDir = makeTempDir('udp-reflection');
     // Paced: a run on it holds the model long enough for the victim's run to stay queued.
-    fs.writeFileSync(
-      path.join(modelsDir, 'paced.json'),
-      JSON.stringify({ format: 'rkllm-emulated-model', version: 1, name: 'paced', timing: { decode_ms_per_token: 20 }, limits: { max_context_len: 8192 } }),
-    );
+    writePacedModel(modelsDir, { decode_ms_per_token: 20 });
     server = await ServerProcess.start({ model: 'sim:instant', disable: ['stdio'], args: ['--models-dir', modelsDir] });
     control = new HttpClient(server.port('http'), { keepAlive: false });
     // The large-context model of the finding: one run_async may stream 30,000 tokens.
@@ -138,11 +137,7 @@ describe('UDP: no amplification, no reflection, no eviction of a peer that owns 
     if (modelsDir) fs.rmSync(modelsDir, { recursive: true, force: true });
   });
 
-  async function health(): Promise<Health> {
-    const reply = await control.health();
-    expect(reply.status).toBe(200);
-    return reply.json as Health;
-  }
+  const health = (): Promise<Health> => readHealth<Health>(control);
 
   it('rkllm_list_functions from an address that never proved itself gets at most its own size back', async () => {
     const stranger = await Stranger.open();
