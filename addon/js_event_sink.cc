@@ -1,6 +1,8 @@
 #include "js_event_sink.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 
 #include "model_worker.h"
 
@@ -17,6 +19,12 @@ LiveSinks& Live() {
   static LiveSinks* live = new LiveSinks();
   return *live;
 }
+
+// The most events one drain hands to JavaScript. A runtime faster than the JS thread (the
+// emulator's sim:instant makes millions of tokens a second) would otherwise deliver its whole
+// backlog as one batch: every object of it alive at once, past the young generation, and no socket
+// written until the batch is through. The rest waits for the next turn of the event loop.
+constexpr size_t kMaxEventsPerDrain = 256;
 
 // How long exit waits for a model to stop and be destroyed before giving up on it.
 constexpr int kExitShutdownMs = 3000;
@@ -138,8 +146,13 @@ void JsEventSink::Drain(Napi::Env env) {
   std::vector<ModelEvent> events;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    events.swap(outbox_);
-    drain_scheduled_ = false;
+    const size_t taken = std::min(outbox_.size(), kMaxEventsPerDrain);
+    events.reserve(taken);
+    std::move(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(taken), std::back_inserter(events));
+    outbox_.erase(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(taken));
+    // Still scheduled while events wait: the next drain is queued behind the I/O of this turn.
+    drain_scheduled_ = !outbox_.empty() && !closed_;
+    if (drain_scheduled_) tsfn_.NonBlockingCall();
   }
   Napi::HandleScope scope(env);
   // A listener that throws must not starve the others; its error surfaces afterwards.

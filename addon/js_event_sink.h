@@ -9,6 +9,7 @@
 
 #include <napi.h>
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -60,7 +61,7 @@ class JsEventSink final : public EventSink, public std::enable_shared_from_this<
   napi_env env_ = nullptr;
 
   std::mutex mutex_;
-  std::vector<ModelEvent> outbox_;
+  std::deque<ModelEvent> outbox_;
   bool drain_scheduled_ = false;
   bool closed_ = false;  // set at exit: nothing may touch the ThreadSafeFunction any more
 
