@@ -1,7 +1,7 @@
 // Loaded models by handle. The start-up model is "default"; rkllm_init adds more under a
 // client-chosen or generated handle ("model-N"), each on its own extend_param.base_domain_id
-// (the lowest free one unless the client names one). Handles and domains are reserved while
-// rkllm_init runs, so two concurrent inits cannot take the same one.
+// (the lowest free one unless the client names one: see askedDomain). Handles and domains are
+// reserved while rkllm_init runs, so two concurrent inits cannot take the same one.
 //
 // Admission: at most maxLoadedModels models loaded or loading, and at most maxLoadingModels
 // rkllm_init calls in flight; beyond either an init is refused at once (TOO_MANY_MODELS), so no
@@ -9,6 +9,7 @@
 // in flight is answered at once (SHUTTING_DOWN) and its model destroyed as soon as it has loaded.
 
 import { RkllmError, invalidArgument } from '../errors';
+import { ExtendParam, membersIn } from '../native/structs';
 import type { PartialParam } from '../runtime/param';
 import type { EndReason } from './job';
 import type { ModelPort, RuntimePort } from './model-port';
@@ -47,6 +48,7 @@ export class ModelRegistry {
   readonly #domains = new Set<number>();
   readonly #destroyed = new Set<string>();
   #generated = 0;
+  #defaultDomain: number | undefined;
   /** Set by closeLoading: every later rkllm_init is refused with it. */
   #closedWith: RkllmError | undefined;
 
@@ -94,7 +96,7 @@ export class ModelRegistry {
         }),
       );
     }
-    const asked = param.extend_param?.base_domain_id;
+    const asked = this.#askedDomain(param.extend_param);
     if (asked !== undefined && this.#domains.has(asked)) {
       return Promise.reject(
         new RkllmError(`base_domain_id ${asked} is used by another model; leave it out to get a free one`, 'DOMAIN_IN_USE', {
@@ -203,6 +205,22 @@ export class ModelRegistry {
     do handle = `model-${++this.#generated}`;
     while (this.#loaded.has(handle) || this.#loading.has(handle));
     return handle;
+  }
+
+  /**
+   * The domain the caller chose, or undefined to take the lowest free one. C programmers start
+   * from rkllm_createDefaultParam and change what they mean to, so an extend_param given whole
+   * with base_domain_id still at the runtime's default value names no domain: it is the default
+   * passed back untouched. A base_domain_id that differs from the default, or one written in a
+   * partial extend_param, is the caller's choice.
+   */
+  #askedDomain(extend: PartialParam['extend_param']): number | undefined {
+    const asked = extend?.base_domain_id;
+    if (asked === undefined) return undefined;
+    this.#defaultDomain ??= this.#runtime.createDefaultParam().extend_param.base_domain_id;
+    if (asked !== this.#defaultDomain) return asked;
+    const whole = membersIn(ExtendParam, this.#runtime.info.abi).every((member) => (extend as Record<string, unknown>)[member] !== undefined);
+    return whole ? undefined : asked;
   }
 
   #lowestFreeDomain(): number {

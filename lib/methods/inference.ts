@@ -1,10 +1,9 @@
 // rkllm_run and rkllm_run_async: queued on the model's scheduler, one on the NPU at a time.
 
 import { Type } from '@sinclair/typebox';
-import type { PartialInferParam } from '../runtime/model';
 import type { MethodContext } from './context';
 import { defineMethod, type MethodEntry } from './define';
-import { readInfer, readInput, startRun, type RunMode } from './runs';
+import { readRunRequest, startRun, type RunMode } from './runs';
 import { Handle, INPUT_MEMBERS, RKLLMInferParams, RKLLMInput } from './schemas';
 
 const RunParams = Type.Object({
@@ -12,23 +11,16 @@ const RunParams = Type.Object({
   rkllm_input: Type.Optional(RKLLMInput),
   rkllm_infer_params: Type.Optional(RKLLMInferParams),
   stream: Type.Optional(Type.Boolean({ description: 'rkllm_run only: push rkllm_result notifications before the result' })),
-  // The flat shorthand: RKLLMInput's members at the top of params.
-  input_type: Type.Optional(INPUT_MEMBERS.input_type),
-  role: INPUT_MEMBERS.role,
-  enable_thinking: INPUT_MEMBERS.enable_thinking,
-  prompt_input: INPUT_MEMBERS.prompt_input,
-  token_input: INPUT_MEMBERS.token_input,
-  embed_input: INPUT_MEMBERS.embed_input,
-  multimodal_input: INPUT_MEMBERS.multimodal_input,
+  // The flat shorthands: RKLLMInput's and RKLLMInferParam's members at the top of params.
+  ...Type.Partial(Type.Object(INPUT_MEMBERS)).properties,
+  ...RKLLMInferParams.properties,
 });
 
 type RunParamsType = (typeof RunParams)['static'];
 
 function run(params: RunParamsType, context: MethodContext, mode: RunMode): unknown {
   const loaded = context.core.models.resolve(params.handle);
-  const input = readInput(params as RunParamsType & Record<string, unknown>);
-  const infer = readInfer(context, params.rkllm_infer_params as PartialInferParam | undefined);
-  return startRun(context, loaded, input, infer, mode);
+  return startRun(context, loaded, readRunRequest(params), mode);
 }
 
 export const inferenceMethods: MethodEntry[] = [

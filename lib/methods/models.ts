@@ -7,12 +7,23 @@ import { defineMethod, type MethodEntry } from './define';
 import { controlledModel } from './model-state';
 import { Handle, RKLLMParam } from './schemas';
 
+type InitParam = (typeof RKLLMParam)['static'];
+
+/** The param as the runtime takes it: the reserved bytes are no setting (they are always zero). */
+function withoutReserved(param: InitParam): InitParam {
+  if (param.extend_param?.reserved === undefined) return param;
+  const extend = { ...param.extend_param };
+  delete extend.reserved;
+  return { ...param, extend_param: extend };
+}
+
 export const modelMethods: MethodEntry[] = [
   defineMethod({
     name: 'rkllm_init',
     description:
       'Loads a model (rkllm_init): param is merged over the runtime defaults. Optional handle names it; otherwise one is generated. ' +
-      'extend_param.base_domain_id defaults to the lowest one no other model uses.',
+      'extend_param.base_domain_id defaults to the lowest one no other model uses; so does the default value in a whole extend_param ' +
+      '(rkllm_createDefaultParam passed back).',
     params: Type.Object({
       param: RKLLMParam,
       handle: Type.Optional(Type.String({ minLength: 1, description: 'Extension: the handle to load the model under' })),
@@ -20,7 +31,7 @@ export const modelMethods: MethodEntry[] = [
     cheap: false,
     handler: async ({ param, handle }, { core, connection }) => {
       const modelPath = core.paths.modelFile('param.model_path', param.model_path);
-      const loaded = await core.models.load({ ...param, model_path: modelPath } as PartialParam, handle);
+      const loaded = await core.models.load({ ...withoutReserved(param), model_path: modelPath } as PartialParam, handle);
       core.control.loadedBy(loaded, connection);
       core.logger.info({ handle: loaded.handle, model: param.model_path, domain: loaded.domain }, 'model loaded');
       return { handle: loaded.handle, base_domain_id: loaded.domain };

@@ -1,10 +1,11 @@
 // The RKLLM structs as JSON-RPC params: the structs of native/structs as they are, or with what
 // the server adds (members it fills in from defaults made optional, its own words and limits on
 // paths). Structs refuse unknown members, so a misspelt key is an error naming it rather than a
-// setting silently ignored; the top level of params tolerates extras.
+// setting silently ignored; so does the top of every method's params (./define).
 
 import { CloneType, Type, type StringOptions, type TSchema } from '@sinclair/typebox';
 import * as Structs from '../native/structs';
+import { nullIsAValue } from './absent-nulls';
 
 const strict = { additionalProperties: false } as const;
 
@@ -13,12 +14,30 @@ function refine<T extends TSchema>(member: T, options: StringOptions): T {
   return CloneType(member, options);
 }
 
+// null is C's NULL handle, which names no model: refused, never read as "left out" (./absent-nulls).
 export const Handle = Type.Optional(
-  Type.String({ minLength: 1, description: 'The model handle; may be left out when exactly one model is loaded' }),
+  nullIsAValue(Type.String({ minLength: 1, description: 'The model handle; may be left out when exactly one model is loaded' })),
 );
 
-/** Any subset: the rest comes from the runtime's defaults. */
-export const ExtendParam = Type.Partial(Structs.ExtendParam);
+/** RKLLMExtendParam's reserved bytes, which the server always zero-fills. */
+const RESERVED_BYTES = 104;
+
+/**
+ * Any subset: the rest comes from the runtime's defaults. `reserved` is accepted as C clients
+ * write it (NULL, or the zeroed bytes) and never passed on.
+ */
+export const ExtendParam = Type.Object(
+  {
+    ...Type.Partial(Structs.ExtendParam).properties,
+    reserved: Type.Optional(
+      Type.Array(Type.Literal(0), {
+        maxItems: RESERVED_BYTES,
+        description: `The C struct's reserved bytes: null, or at most ${RESERVED_BYTES} zeros; the server zero-fills them`,
+      }),
+    ),
+  },
+  strict,
+);
 
 export const RKLLMParam = Type.Object(
   {
@@ -70,7 +89,7 @@ export const LoraAdapter = Type.Object(
 
 export const CrossAttnParams = Structs.RKLLMCrossAttnParam;
 
-/** Object schema helper: every method's params is an object; extras at the top are tolerated. */
+/** Object schema helper: every method's params is an object (closed by ./define). */
 export function Params<P extends Record<string, TSchema>>(properties: P) {
   return Type.Object(properties);
 }

@@ -1,7 +1,8 @@
 // One entry of a method table: its name, what it does, its params as a TypeBox schema (which
 // validates the input, types the handler and is the JSON Schema a listing reports), and whether
-// it is cheap (answered at once, never behind an inference, and still during shutdown). The
-// context type C is the front end's: the engine only passes it through.
+// it is cheap (answered at once, never behind an inference, and still during shutdown), and what
+// the front end makes of the params before they are validated (prepare). The context type C is
+// the front end's: the engine only passes it through.
 
 import type { Static, TObject } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
@@ -12,6 +13,8 @@ export interface MethodEntry<C> {
   readonly params: TObject;
   readonly cheap: boolean;
   readonly validator: TypeCheck<TObject>;
+  /** Applied to the params before the validator sees them; returns what the validator checks. */
+  readonly prepare: ((params: unknown) => unknown) | undefined;
   /** Params already passed the validator. May return a value or a promise of one. */
   readonly handler: (params: unknown, context: C) => unknown;
 }
@@ -21,6 +24,7 @@ export interface MethodSpec<S extends TObject, C> {
   description: string;
   params: S;
   cheap: boolean;
+  prepare?: (params: unknown) => unknown;
   handler: (params: Static<S>, context: C) => unknown;
 }
 
@@ -31,6 +35,7 @@ export function defineMethod<S extends TObject, C>(spec: MethodSpec<S, C>): Meth
     params: spec.params,
     cheap: spec.cheap,
     validator: TypeCompiler.Compile(spec.params) as unknown as TypeCheck<TObject>,
+    prepare: spec.prepare,
     handler: spec.handler as (params: unknown, context: C) => unknown,
   };
 }

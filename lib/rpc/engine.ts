@@ -150,6 +150,7 @@ export class RpcEngine<C> {
     if (tooDeep !== undefined) {
       return this.#fail(request, invalidParams(fieldOfPath(tooDeep), `nested deeper than ${maxDepth} levels of arrays and objects`));
     }
+    if (entry.prepare) params = entry.prepare(params);
     if (!entry.validator.Check(params)) {
       const first = entry.validator.Errors(params).First();
       return this.#fail(request, invalidParams(first ? fieldOf(first.path) : 'params', first?.message ?? 'invalid'));
