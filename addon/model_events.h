@@ -15,7 +15,7 @@ namespace rkllm_serve {
 struct TokenEvent {
   uint64_t run_id = 0;
   int32_t state = 0;  // 0 NORMAL, or 1 WAITING while bytes of a split character are held
-  std::string text;   // whole UTF-8 only
+  std::string text;   // whole, valid UTF-8 only; empty when WAITING
   int32_t token_id = 0;
   double time_us = 0;  // CLOCK_MONOTONIC when the runtime's callback fired
   std::vector<float> logits;

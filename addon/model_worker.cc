@@ -8,6 +8,7 @@
 #include <system_error>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 namespace rkllm_serve {
 
@@ -178,7 +179,7 @@ void ModelWorker::ExecuteRun(Job& job) {
     end.error = code != 0 ? CallError("RUN_FAILED", message + " (returned " + std::to_string(code) + ")", "rkllm_run", code)
                           : NativeError("RUN_FAILED", message);
   } else {
-    // Whatever bytes are still held can never complete: hand them over as U+FFFD.
+    // Whatever is still held can never be completed now: the joiner hands it over as it can.
     std::string rest = joiner_.Flush();
     if (!rest.empty()) {
       TokenEvent token;
@@ -231,8 +232,9 @@ int ModelWorker::OnResult(uint64_t run_id, rkllm::Result* result, rkllm::CallSta
   token.run_id = run_id;
   token.time_us = MonotonicMicros();
   token.token_id = state == rkllm::kStateFinish ? -1 : result->token_id;
-  token.text = joiner_.Push(state == rkllm::kStateFinish ? nullptr : result->text);
-  token.state = joiner_.holding() ? rkllm::kStateWaiting : rkllm::kStateNormal;
+  Utf8Joiner::Piece piece = joiner_.Take(state == rkllm::kStateWaiting, state == rkllm::kStateFinish ? nullptr : result->text);
+  token.text = std::move(piece.text);
+  token.state = piece.held ? rkllm::kStateWaiting : rkllm::kStateNormal;
   // The result's arrays are only valid inside this callback: copy them out.
   if (has_logits) {
     const rkllm::Logits& l = result->logits;

@@ -1,6 +1,14 @@
-// Holds the bytes of a UTF-8 character that the runtime split across tokens, so that every text
-// handed to JavaScript is whole UTF-8. Works whether the runtime flags such tokens WAITING with
-// the partial bytes in `text` (as the SDK's demos accumulate them) or not at all.
+// Turns the texts of a run's result callbacks into whole, valid UTF-8 for JavaScript, whatever the
+// runtime does with a token that ends inside a character. The evidence (docs/rkllm-abi.md, "What
+// WAITING carries") allows three behaviours: WAITING carries the partial bytes and the next NORMAL
+// only the rest; WAITING carries them and NORMAL the whole character again; WAITING carries nothing
+// and NORMAL the whole character. UTF-8 is self-synchronising, so the first byte of the NORMAL
+// text tells them apart:
+// - bytes from WAITING callbacks are held and handed on with nothing;
+// - a NORMAL text that starts with a continuation byte (10xxxxxx) continues them: they are joined;
+// - a NORMAL text that starts a new character re-sends them: they are dropped;
+// - a NORMAL text that itself ends inside a character is held whole until a later one completes it;
+// - whatever is handed on is valid UTF-8: a byte that belongs to no character becomes U+FFFD.
 #pragma once
 
 #include <string>
@@ -9,16 +17,21 @@ namespace rkllm_serve {
 
 class Utf8Joiner {
  public:
-  // Appends a token's bytes and returns the longest prefix of complete characters held so far.
-  std::string Push(const char* bytes);
-  // True while bytes of an incomplete character are held back.
-  bool holding() const { return !held_.empty(); }
-  // At the end of a run: whatever is still held can never complete; returns it as U+FFFD.
+  struct Piece {
+    std::string text;   // valid UTF-8, empty while held
+    bool held = false;  // bytes are kept back for a later callback (the wire's WAITING)
+  };
+
+  // One result callback's text; bytes may be NULL (no text).
+  Piece Take(bool waiting, const char* bytes);
+  // At the end of a run: what is still held can never be completed; its whole characters are
+  // handed on and an unfinished one becomes U+FFFD.
   std::string Flush();
-  void Reset() { held_.clear(); }
+  void Reset();
 
  private:
-  std::string held_;
+  std::string normal_;   // NORMAL text that ends inside a character, not yet handed on
+  std::string waiting_;  // bytes of WAITING callbacks since (or before) it
 };
 
 }  // namespace rkllm_serve

@@ -212,6 +212,9 @@ Engine::Run::End Engine::Run::generate() {
   int64_t context_used = snapshot_.kv_used + prompt_tokens_;
   Clock::time_point last_token_at = Clock::now();
   char text[kMaxTokenBytes + 1];
+  const WaitingStyle style = settings_.model.waiting;
+  const bool resend = style != WaitingStyle::kPartialThenRest;
+  std::string unsent;  // bytes of the WAITING tokens since the last NORMAL one
 
   while (true) {
     if (abort_landed()) return End::kAborted;
@@ -237,7 +240,19 @@ Engine::Run::End Engine::Run::generate() {
     rkllm::Result result{};
     result.text = text;
     result.token_id = token_id(bytes, length, vocab);
+    // In the "whole" styles the bytes of WAITING tokens are kept here and re-sent with the NORMAL
+    // token that completes the character (docs/emulated-runtime.md, "The callback protocol").
+    if (resend) {
+      if (incomplete) {
+        unsent.append(bytes, length);
+        if (style == WaitingStyle::kEmptyThenWhole) result.text = "";
+      } else if (!unsent.empty()) {
+        unsent.append(bytes, length);
+        result.text = unsent.c_str();
+      }
+    }
     int reply = deliver(&result, incomplete ? rkllm::kStateWaiting : rkllm::kStateNormal);
+    if (resend && !incomplete) unsent.clear();
     ++generated_;
     ++context_used;
     engine_.live_tokens_.store(prompt_tokens_ + generated_, std::memory_order_relaxed);

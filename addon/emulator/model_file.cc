@@ -54,6 +54,31 @@ bool read_section(const json::Value& root, const char* name, const json::Value**
   return true;
 }
 
+struct WaitingStyleName {
+  const char* name;
+  WaitingStyle style;
+};
+constexpr WaitingStyleName kWaitingStyles[] = {
+    {"partial-then-rest", WaitingStyle::kPartialThenRest},
+    {"partial-then-whole", WaitingStyle::kPartialThenWhole},
+    {"empty-then-whole", WaitingStyle::kEmptyThenWhole},
+};
+
+bool read_waiting_style(const json::Value& section, WaitingStyle* out, std::string* error) {
+  const json::Value* v = section.find("waiting");
+  if (!v || v->is_null()) return true;
+  if (v->is_string()) {
+    for (const WaitingStyleName& entry : kWaitingStyles) {
+      if (v->as_string() == entry.name) {
+        *out = entry.style;
+        return true;
+      }
+    }
+  }
+  *error = "callbacks.waiting must be \"partial-then-rest\", \"partial-then-whole\" or \"empty-then-whole\"";
+  return false;
+}
+
 bool parse_spec(const json::Value& root, ModelSpec* spec, std::string* error) {
   if (!root.is_object()) {
     *error = "the model file must hold a JSON object";
@@ -75,10 +100,12 @@ bool parse_spec(const json::Value& root, ModelSpec* spec, std::string* error) {
   const json::Value* timing = nullptr;
   const json::Value* limits = nullptr;
   const json::Value* faults = nullptr;
+  const json::Value* callbacks = nullptr;
   if (!read_section(root, "timing", &timing, error) || !read_section(root, "limits", &limits, error) ||
-      !read_section(root, "faults", &faults, error)) {
+      !read_section(root, "faults", &faults, error) || !read_section(root, "callbacks", &callbacks, error)) {
     return false;
   }
+  if (callbacks && !read_waiting_style(*callbacks, &spec->waiting, error)) return false;
   if (timing) {
     if (!read_milliseconds(*timing, "timing", "load_ms", &spec->load_ms, error) ||
         !read_milliseconds(*timing, "timing", "prefill_ms_per_token", &spec->prefill_ms_per_token, error) ||

@@ -7,6 +7,15 @@
 
 namespace emu {
 
+// What the result callbacks carry when a token ends inside a multi-byte UTF-8 character. Which one
+// the real runtime does is not documented; docs/rkllm-abi.md ("What WAITING carries") has the
+// evidence and why the default is the one Rockchip's demos imply.
+enum class WaitingStyle {
+  kPartialThenRest,   // WAITING: the token's bytes; the next NORMAL: only the bytes that follow
+  kPartialThenWhole,  // WAITING: the token's bytes; NORMAL: every byte since the last NORMAL again
+  kEmptyThenWhole,    // WAITING: ""; NORMAL: every byte since the last NORMAL
+};
+
 struct ModelSpec {
   std::string name;
   std::string description;
@@ -23,6 +32,7 @@ struct ModelSpec {
   std::string init_error;
   int64_t error_after_tokens = 0;
   double abort_delay_ms = 0;
+  WaitingStyle waiting = WaitingStyle::kEmptyThenWhole;
 };
 
 // Reads and validates the model file at path. On failure returns false with *error saying why.

@@ -60,7 +60,7 @@ export type NativeRunEvent =
       /** 0 NORMAL, or 1 WAITING: the token ended inside a UTF-8 character; its bytes are held
        * and delivered in the text of the token that completes the character. */
       state: 0 | 1;
-      /** Whole UTF-8 only. */
+      /** Whole UTF-8 only; empty when WAITING. */
       text: string;
       token_id: number;
       time_us: number;
@@ -116,4 +116,7 @@ export interface NativeBinding {
   /** dlopen + resolve 15 functions + decide the ABI, off the JS thread. path may be a bare name
    * for the dynamic loader's search. */
   openRuntime(options: { path: string; abi?: AbiName }): Promise<NativeRuntime>;
+  /** The UTF-8 rule a model's worker applies to its result callbacks (addon/utf8_joiner.h), run on
+   * given texts: what each callback hands JavaScript, then what the run's end flushes. For tests. */
+  joinCallbackTexts(callbacks: { state: 0 | 1; bytes: Uint8Array }[]): { pieces: { state: 0 | 1; text: string }[]; rest: string };
 }
