@@ -3,81 +3,11 @@
 // library's .rodata, and what ABI '1.3' becomes when the release cannot be told (the 1.3.1 layout
 // with its audio block zeroed, checked here byte by byte by a library that reads it).
 
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { emulatedRuntimePath, openRuntime, type AbiSetting, type RKLLMInput } from '../../lib';
 import { makeScratchDir, rejectionOf, removeScratchDir } from './helpers';
-
-
-// A stand-in librkllmrt of the 1.3 family, built here: rkllm_run answers, in one token, whether
-// the 48 bytes after a 1.3.0 RKLLMInput (the 1.3.1 audio block, 160..207) are all zero. With
-// BANNER defined it carries the runtime's init banner with that release number.
-const LIBRARY_SOURCE = String.raw`
-#include <stdio.h>
-#include <string.h>
-typedef struct { unsigned char bytes[184]; } param13_t;
-typedef struct { const char *text; int token_id; unsigned char rest[60]; } result_t;
-typedef int (*callback_t)(result_t *, void *, int);
-static callback_t result_callback;
-static void *result_userdata;
-#ifdef BANNER
-void rkllm_print_banner(const char *driver, const char *platform) {
-  printf("I rkllm: rkllm-runtime version: " BANNER ", rknpu driver version: %s, platform: %s\n", driver, platform);
-}
-#endif
-param13_t rkllm_createDefaultParam(void) { param13_t p; memset(&p, 0, sizeof p); return p; }
-int rkllm_init(void **handle, void *param, void **callbacks) {
-  result_callback = (callback_t)callbacks[0];
-  result_userdata = callbacks[1];
-  *handle = (void *)&result_callback;
-  return 0;
-}
-int rkllm_run(void *handle, void *input, void *infer, void *userdata) {
-  const unsigned char *bytes = input;
-  int zero = 1;
-  for (int i = 160; i < 208; ++i) zero = zero && bytes[i] == 0;
-  result_t result;
-  memset(&result, 0, sizeof result);
-  result.text = zero ? "audio block zero" : "audio block set";
-  void *ud = userdata ? userdata : result_userdata;
-  result_callback(&result, ud, 0);
-  memset(&result, 0, sizeof result);
-  result_callback(&result, ud, 2);
-  return 0;
-}
-int rkllm_load_lora(void *handle, void *adapter) { return -1; }
-int rkllm_load_prompt_cache(void *handle, const char *path) { return -1; }
-int rkllm_release_prompt_cache(void *handle) { return -1; }
-int rkllm_destroy(void *handle) { return 0; }
-int rkllm_run_async(void *handle, void *input, void *infer, void *userdata) { return -1; }
-int rkllm_abort(void *handle) { return 0; }
-int rkllm_is_running(void *handle) { return 0; }
-int rkllm_clear_kv_cache(void *handle, int keep, int *start, int *end) { return -1; }
-int rkllm_get_kv_cache_size(void *handle, int *sizes) { sizes[0] = 0; return 0; }
-int rkllm_set_chat_template(void *handle, const char *a, const char *b, const char *c) { return -1; }
-int rkllm_set_function_tools(void *handle, const char *a, const char *b, const char *c) { return -1; }
-int rkllm_set_cross_attn_params(void *handle, void *params) { return -1; }
-`;
-
-/** A 64-byte ELF header (the first bytes of a shared object) for `machine`. */
-function elfHeader(options: { bits: 32 | 64; bigEndian?: boolean; machine: number; flags?: number }): Buffer {
-  const header = Buffer.alloc(64);
-  header.set([0x7f, 0x45, 0x4c, 0x46, options.bits === 64 ? 2 : 1, options.bigEndian ? 2 : 1, 1]);
-  const u16 = (value: number, at: number) => (options.bigEndian ? header.writeUInt16BE(value, at) : header.writeUInt16LE(value, at));
-  const u32 = (value: number, at: number) => (options.bigEndian ? header.writeUInt32BE(value, at) : header.writeUInt32LE(value, at));
-  u16(3, 16); // ET_DYN
-  u16(options.machine, 18);
-  u32(1, 20); // EV_CURRENT
-  u32(options.flags ?? 0, options.bits === 64 ? 0x30 : 0x24);
-  return header;
-}
-
-const EM_X86_64 = 62;
-const EM_AARCH64 = 183;
-const EM_ARM = 40;
-const EM_PPC64 = 21;
-const HOST = process.arch === 'arm64' ? 'aarch64' : 'x86-64';
+import { EM_AARCH64, EM_ARM, EM_PPC64, EM_X86_64, FOREIGN_64, HOST_MACHINE as HOST, buildStandInLibrary, elfHeader } from './library-fixtures';
 
 let scratch: string;
 
@@ -89,7 +19,7 @@ afterAll(() => removeScratchDir(scratch));
 
 describe('a library for another machine is named as such before dlopen', () => {
   // On an aarch64 machine the foreign 64-bit library is an x86-64 one, elsewhere an aarch64 one.
-  const foreign64 = HOST === 'aarch64' ? { machine: EM_X86_64, name: 'x86-64' } : { machine: EM_AARCH64, name: 'aarch64' };
+  const foreign64 = FOREIGN_64;
   test.each([
     ['64-bit, another machine', elfHeader({ bits: 64, machine: foreign64.machine }), foreign64.name],
     ['32-bit hard-float ARM', elfHeader({ bits: 32, machine: EM_ARM, flags: 0x05000400 }), 'armhf (32-bit ARM)'],
@@ -149,11 +79,7 @@ describe('the release in the version banner, and ABI 1.3 when it cannot be told'
     const key = banner ?? 'none';
     let file = libraries.get(key);
     if (file === undefined) {
-      const source = path.join(scratch, 'stand-in.c');
-      fs.writeFileSync(source, LIBRARY_SOURCE);
-      file = path.join(scratch, `libstand-in-${libraries.size}.so`);
-      const define = banner === undefined ? [] : [`-DBANNER="${banner}"`];
-      execFileSync('cc', ['-shared', '-fPIC', '-O1', ...define, '-o', file, source], { stdio: 'pipe', timeout: 60_000 });
+      file = buildStandInLibrary(scratch, `libstand-in-${libraries.size}.so`, banner);
       libraries.set(key, file);
     }
     return file;
