@@ -39,6 +39,7 @@ Napi::Function Model::DefineClass(Napi::Env env) {
           InstanceMethod<&Model::SetCrossAttnParams>("setCrossAttnParams"),
           InstanceMethod<&Model::Destroy>("destroy"),
           InstanceAccessor<&Model::Destroyed>("destroyed"),
+          InstanceAccessor<&Model::EmbeddingSize>("embeddingSize"),
       });
 }
 
@@ -89,7 +90,7 @@ Napi::Value Model::Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfDestroyed(env);
   if (info.Length() < 3 || !info[2].IsFunction()) ThrowInvalidArgument(env, "listener", "must be a function");
-  RunRequest request = ReadRunRequest(info[0], info[1]);
+  RunRequest request = ReadRunRequest(info[0], info[1], worker_->Limits());
   uint64_t run_id = NextNativeId();
   sink_->ListenToRun(env, run_id, info[2].As<Napi::Function>());
   worker_->EnqueueRun(run_id, std::move(request));
@@ -214,5 +215,9 @@ Napi::Value Model::Destroy(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Model::Destroyed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), destroyed_); }
+
+Napi::Value Model::EmbeddingSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), worker_->Limits().embedding_size);
+}
 
 }  // namespace rkllm_serve

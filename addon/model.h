@@ -36,6 +36,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value SetCrossAttnParams(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   Napi::Value Destroyed(const Napi::CallbackInfo& info);
+  Napi::Value EmbeddingSize(const Napi::CallbackInfo& info);
 
   // Queues a call on the worker; the promise settles with its return code.
   Napi::Value QueueCall(Napi::Env env, ModelWorker::Call call);
@@ -46,8 +47,5 @@ class Model : public Napi::ObjectWrap<Model> {
   std::shared_ptr<JsEventSink> sink_;
   bool destroyed_ = false;
 };
-
-// Ids of runs and calls, unique across models (a run id doubles as the runtime's userdata).
-uint64_t NextNativeId();
 
 }  // namespace rkllm_serve

@@ -101,9 +101,12 @@ void ModelWorker::ThreadMain(uint64_t init_call_id) {
                                       "); the runtime's log on stderr says why.",
                                   "rkllm_init", code);
     } else {
-      std::unique_lock<std::shared_mutex> lock(handle_mutex_);
-      handle_ = handle;
-      handle_live_ = true;
+      {
+        std::unique_lock<std::shared_mutex> lock(handle_mutex_);
+        handle_ = handle;
+        handle_live_ = true;
+      }
+      embedding_size_ = ProbeEmbeddingSize();
     }
   }
   const bool initialised = init_done.error.ok();
@@ -137,6 +140,34 @@ void ModelWorker::ThreadMain(uint64_t init_call_id) {
   }
   exited_.notify_all();
   sink_->ReleaseThread();
+}
+
+// The runtime has no call that tells a model's embedding size, which every embedding array a run
+// passes must be a multiple of (or the runtime reads past its end). A GET_LAST_HIDDEN_LAYER run
+// reports it (RKLLMResult.last_hidden_layer.embd_size, docs/rkllm-abi.md), so one such run of a
+// single token is made right after init: on a fresh handle with keep_history 0 it leaves the KV
+// cache empty, and it costs one token's prefill. Its callbacks never reach JavaScript. 0 when the
+// run fails (the arrays' lengths are then checked against their counts only).
+int32_t ModelWorker::ProbeEmbeddingSize() {
+  const uint64_t probe_id = NextNativeId();
+  RunRequest probe;
+  probe.input_type = rkllm::kInputToken;
+  probe.token_ids = {0};
+  probe.mode = rkllm::kModeLastHiddenLayer;
+  probe.keep_history = 0;
+  probed_embedding_size_ = 0;
+  probe_run_id_ = probe_id;
+  {
+    std::lock_guard<std::mutex> lock(Registry().mutex);
+    Registry().runs[probe_id] = this;
+  }
+  int code = library_->api().Run(handle_, probe, reinterpret_cast<void*>(static_cast<uintptr_t>(probe_id)));
+  {
+    std::lock_guard<std::mutex> lock(Registry().mutex);
+    Registry().runs.erase(probe_id);
+  }
+  probe_run_id_ = 0;
+  return code == 0 ? probed_embedding_size_ : 0;
 }
 
 void ModelWorker::ExecuteRun(Job& job) {
@@ -194,6 +225,10 @@ void ModelWorker::ExecuteRun(Job& job) {
 }
 
 int ModelWorker::OnResult(uint64_t run_id, rkllm::Result* result, rkllm::CallState state) {
+  if (run_id == probe_run_id_) {
+    if (result != nullptr && result->last_hidden_layer.embd_size > 0) probed_embedding_size_ = result->last_hidden_layer.embd_size;
+    return rkllm::kContinue;
+  }
   // Tokens that arrive after an abort was asked for belong to a run nobody wants any more. If
   // they keep coming, the abort may have reached the runtime before the run began: send it again.
   if (aborted_run_id_ == run_id) {

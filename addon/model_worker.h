@@ -25,6 +25,9 @@
 
 namespace rkllm_serve {
 
+// Ids of runs and calls, unique across models (a run id doubles as the runtime's userdata).
+uint64_t NextNativeId();
+
 class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
  public:
   using Call = std::function<int(const RuntimeApi& api, rkllm::Handle handle)>;
@@ -48,6 +51,9 @@ class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
   void Destroy(uint64_t call_id);
   bool IsRunning();
   std::vector<int> KvCacheSizes();
+  // What a run's input is checked against: the model's embedding size (known once init has
+  // answered; 0 when it could not be learnt) and the library's ABI.
+  InputLimits Limits() const { return InputLimits{embedding_size_.load(), library_->info().abi}; }
 
   // For process exit: destroy with a bounded wait, on whatever thread calls it.
   void ShutdownAndWait(int timeout_ms);
@@ -66,6 +72,7 @@ class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
   };
 
   void ThreadMain(uint64_t init_call_id);
+  int32_t ProbeEmbeddingSize();
   void ExecuteRun(Job& job);
   void ExecuteDestroy(uint64_t call_id);
   void DropQueuedLocked(const char* why);
@@ -99,6 +106,11 @@ class ModelWorker : public std::enable_shared_from_this<ModelWorker> {
 
   std::atomic<uint64_t> running_run_id_{0};
   std::atomic<uint64_t> aborted_run_id_{0};
+
+  // The model's floats per token, from the run ProbeEmbeddingSize makes after init.
+  std::atomic<int32_t> embedding_size_{0};
+  std::atomic<uint64_t> probe_run_id_{0};
+  int32_t probed_embedding_size_ = 0;  // written by the probe's callback
 
   // State of the run in progress; touched only by the runtime's callback thread while it runs.
   Utf8Joiner joiner_;

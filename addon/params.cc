@@ -6,11 +6,18 @@
 #include <initializer_list>
 #include <limits>
 
+#include "base64_floats.h"
 #include "errors.h"
 
 namespace rkllm_serve {
 
-const char* AbiName(Abi abi) { return abi == Abi::k12 ? "1.2" : "1.3"; }
+const char* AbiName(Abi abi) {
+  switch (abi) {
+    case Abi::k12: return "1.2";
+    case Abi::k13: return "1.3";
+    default: return "1.3.1";
+  }
+}
 
 namespace {
 
@@ -73,7 +80,15 @@ class FieldReader {
       Napi::Float32Array array = value.As<Napi::Float32Array>();
       return std::vector<float>(array.Data(), array.Data() + array.ElementLength());
     }
-    if (!value.IsArray()) Fail(path, "must be an array of numbers or a Float32Array");
+    if (value.IsString()) {
+      std::vector<float> decoded;
+      std::string reason;
+      if (!DecodeBase64Floats(value.As<Napi::String>().Utf8Value(), &decoded, &reason)) Fail(path, reason);
+      return decoded;
+    }
+    if (!value.IsArray()) {
+      Fail(path, "must be an array of numbers, a Float32Array or a base64 string of little-endian float32 values");
+    }
     Napi::Array array = value.As<Napi::Array>();
     std::vector<float> out(array.Length());
     for (uint32_t i = 0; i < array.Length(); ++i) {
@@ -159,7 +174,24 @@ ModelParams ReadModelParams(const Napi::Value& value) {
 
 namespace {
 
-void ReadMultimodal(const FieldReader& mm, MultimodalParams& out) {
+// n × m without wrapping (saturates): the counts come straight from the caller.
+uint64_t SaturatingTimes(uint64_t a, uint64_t b) { return a != 0 && b > UINT64_MAX / a ? UINT64_MAX : a * b; }
+
+// The runtime reads tokens × the model's embedding size floats from an embedding array: one of
+// another length makes it read past the end or leave floats unread. `tokens_name` says how the
+// caller counted the tokens ("n_image x n_image_tokens").
+void CheckEmbeddingSize(const FieldReader& reader, const char* embed_name, size_t length, uint64_t tokens,
+                        const char* tokens_name, const InputLimits& limits) {
+  if (limits.embedding_size <= 0) return;  // the model did not say: only the counts could be checked
+  const uint64_t expected = SaturatingTimes(tokens, static_cast<uint64_t>(limits.embedding_size));
+  if (length == expected) return;
+  reader.Fail(reader.PathOf(embed_name), "holds " + std::to_string(length) + " floats, but " + tokens_name +
+                                             " x the model's embedding size (" +
+                                             std::to_string(limits.embedding_size) + ") is " +
+                                             std::to_string(expected));
+}
+
+void ReadMultimodal(const FieldReader& mm, MultimodalParams& out, const InputLimits& limits) {
   out.prompt = mm.String("prompt");
   if (mm.Has("image_embed")) out.image_embed = mm.Floats("image_embed");
   if (mm.Has("n_image_tokens")) out.n_image_tokens = mm.Size("n_image_tokens");
@@ -178,36 +210,54 @@ void ReadMultimodal(const FieldReader& mm, MultimodalParams& out) {
   if (mm.Has("video_start")) out.video_start = mm.String("video_start");
   if (mm.Has("video_end")) out.video_end = mm.String("video_end");
   if (mm.Has("video_content")) out.video_content = mm.String("video_content");
-  // The runtime reads n_image x n_image_tokens x embedding floats (and likewise for the video
-  // block): refuse counts that cannot match a non-empty array rather than let it read past the
-  // end (the embedding size is the model's, so only the counts can be checked here).
+  if (mm.Has("audio_embed")) out.audio_embed = mm.Floats("audio_embed");
+  if (mm.Has("n_audio_tokens")) out.n_audio_tokens = mm.Size("n_audio_tokens");
+  if (mm.Has("n_audio")) out.n_audio = mm.Size("n_audio");
+  if (mm.Has("audio_start")) out.audio_start = mm.String("audio_start");
+  if (mm.Has("audio_end")) out.audio_end = mm.String("audio_end");
+  if (mm.Has("audio_content")) out.audio_content = mm.String("audio_content");
+  // The runtime reads n_image x n_image_tokens x embedding floats (and likewise for the video and
+  // audio blocks): refuse counts that cannot match a non-empty array rather than let it read past
+  // the end, then the array's length against the model's embedding size.
   struct Count {
     const char* name;
     uint64_t value;
   };
-  auto check_block = [&mm](const std::vector<float>& embed, const char* embed_name, std::initializer_list<Count> counts,
-                           const char* product_name) {
+  auto check_block = [&mm, &limits](const std::vector<float>& embed, const char* embed_name,
+                                    std::initializer_list<Count> counts, const char* product_name) {
     if (embed.empty()) return;
     uint64_t product = 1;
     for (const Count& count : counts) {
       if (count.value == 0) mm.Fail(mm.PathOf(count.name), std::string("must be positive when ") + embed_name + " is given");
-      // Saturating: the counts come straight from the caller.
-      product = count.value > UINT64_MAX / product ? UINT64_MAX : product * count.value;
+      product = SaturatingTimes(product, count.value);
     }
     if (product > embed.size() || embed.size() % product != 0) {
       mm.Fail(mm.PathOf(embed_name), std::string("length must be a multiple of ") + product_name);
     }
+    CheckEmbeddingSize(mm, embed_name, embed.size(), product, product_name, limits);
   };
   check_block(out.image_embed, "image_embed", {{"n_image", out.n_image}, {"n_image_tokens", out.n_image_tokens}},
               "n_image x n_image_tokens");
   check_block(out.video_embed, "video_embed",
               {{"n_video", out.n_video}, {"n_frame_per_video", out.n_frame_per_video}, {"n_frame_tokens", out.n_frame_tokens}},
               "n_video x n_frame_per_video x n_frame_tokens");
+  // Only the 1.3.1 layout has an audio block: elsewhere the audio would be silently dropped while
+  // the prompt still holds its placeholder.
+  if (!out.audio_embed.empty() && limits.abi != Abi::k131) {
+    mm.Fail(mm.PathOf("audio_embed"),
+            std::string("needs runtime 1.3.1 (ABI 1.3.1 added the audio block); this runtime speaks ABI ") +
+                AbiName(limits.abi) +
+                (limits.abi == Abi::k13 ? " (release 1.3.0, or a 1.3.x whose release was not told apart: open it "
+                                          "with ABI '1.3.1' if it is 1.3.1)"
+                                        : ""));
+  }
+  check_block(out.audio_embed, "audio_embed", {{"n_audio", out.n_audio}, {"n_audio_tokens", out.n_audio_tokens}},
+              "n_audio x n_audio_tokens");
 }
 
 }  // namespace
 
-RunRequest ReadRunRequest(const Napi::Value& input_value, const Napi::Value& infer_value) {
+RunRequest ReadRunRequest(const Napi::Value& input_value, const Napi::Value& infer_value, const InputLimits& limits) {
   RunRequest r;
   FieldReader input(input_value, "rkllm_input");
   r.input_type = static_cast<int32_t>(input.Integer("input_type", 0, 3));
@@ -229,10 +279,11 @@ RunRequest ReadRunRequest(const Napi::Value& input_value, const Napi::Value& inf
       if (r.embed.empty() || r.embed.size() % r.embed_n_tokens != 0) {
         embed.Fail(embed.PathOf("embed"), "length must be a positive multiple of n_tokens");
       }
+      CheckEmbeddingSize(embed, "embed", r.embed.size(), r.embed_n_tokens, "n_tokens", limits);
       break;
     }
     default:
-      ReadMultimodal(FieldReader(input.Get("multimodal_input"), "rkllm_input.multimodal_input"), r.multimodal);
+      ReadMultimodal(FieldReader(input.Get("multimodal_input"), "rkllm_input.multimodal_input"), r.multimodal, limits);
       break;
   }
 
@@ -316,7 +367,7 @@ Napi::Object ModelParamsToJs(Napi::Env env, const ModelParams& p, Abi abi) {
   out.Set("mirostat_tau", ShortestFloat(p.mirostat_tau));
   out.Set("mirostat_eta", ShortestFloat(p.mirostat_eta));
   out.Set("skip_special_token", p.skip_special_token);
-  if (abi == Abi::k13) out.Set("ignore_eos_token", p.ignore_eos_token);
+  if (abi != Abi::k12) out.Set("ignore_eos_token", p.ignore_eos_token);
   out.Set("is_async", p.is_async);
   if (abi == Abi::k12) {
     out.Set("img_start", p.img_start);

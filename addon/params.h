@@ -12,7 +12,9 @@
 
 namespace rkllm_serve {
 
-enum class Abi { k12, k13 };
+// The layouts the addon speaks. k13 is release 1.3.0, or a 1.3.x whose release was not told
+// apart: both are handed the 1.3.1 layout with its audio block zeroed (runtime_api.cc).
+enum class Abi { k12, k13, k131 };
 const char* AbiName(Abi abi);
 
 struct ModelParams {
@@ -51,6 +53,9 @@ struct MultimodalParams {
   std::vector<float> video_embed;                     // 1.3
   uint64_t n_frame_tokens = 0, n_frame_per_video = 0, n_video = 0, frame_width = 0, frame_height = 0;
   std::string video_start, video_end, video_content;  // 1.3
+  std::vector<float> audio_embed;                     // 1.3.1
+  uint64_t n_audio_tokens = 0, n_audio = 0;
+  std::string audio_start, audio_end, audio_content;  // 1.3.1
 };
 
 struct RunRequest {
@@ -89,9 +94,16 @@ struct CrossAttnParams {
   int32_t num_tokens = 0;
 };
 
+// What a run's embeddings are checked against, besides their own counts.
+struct InputLimits {
+  // Floats per token of the model (what its GET_LAST_HIDDEN_LAYER reports); 0 when unknown.
+  int32_t embedding_size = 0;
+  Abi abi = Abi::k13;
+};
+
 // Readers: throw RkllmError INVALID_ARGUMENT naming the offending field.
 ModelParams ReadModelParams(const Napi::Value& value);
-RunRequest ReadRunRequest(const Napi::Value& input, const Napi::Value& infer);
+RunRequest ReadRunRequest(const Napi::Value& input, const Napi::Value& infer, const InputLimits& limits);
 LoraAdapterParams ReadLoraAdapter(const Napi::Value& value);
 CrossAttnParams ReadCrossAttnParams(const Napi::Value& value);
 std::string ReadString(const Napi::Value& value, const char* field);

@@ -12,10 +12,11 @@
 namespace rkllm_serve {
 namespace {
 
-// dlopen, symbol lookup and hashing the file happen on libuv's thread pool.
+// Reading the ELF header, dlopen, symbol lookup, hashing the file and reading its banner happen on
+// libuv's thread pool.
 class OpenRuntimeWorker : public Napi::AsyncWorker {
  public:
-  OpenRuntimeWorker(Napi::Env env, std::string path, std::optional<Abi> abi)
+  OpenRuntimeWorker(Napi::Env env, std::string path, std::optional<AbiRequest> abi)
       : Napi::AsyncWorker(env, "rkllm-serve open runtime"),
         deferred_(Napi::Promise::Deferred::New(env)),
         path_(std::move(path)),
@@ -53,7 +54,7 @@ class OpenRuntimeWorker : public Napi::AsyncWorker {
 
   Napi::Promise::Deferred deferred_;
   std::string path_;
-  std::optional<Abi> abi_;
+  std::optional<AbiRequest> abi_;
   std::shared_ptr<RuntimeLibrary> library_;
   NativeError error_;
 };
@@ -66,16 +67,14 @@ Napi::Value OpenRuntime(const Napi::CallbackInfo& info) {
   Napi::Object options = info[0].As<Napi::Object>();
   std::string path = ReadString(options.Get("path"), "options.path");
   if (path.empty()) ThrowInvalidArgument(env, "options.path", "must not be empty");
-  std::optional<Abi> abi;
+  std::optional<AbiRequest> abi;
   Napi::Value abi_value = options.Get("abi");
   if (!abi_value.IsUndefined() && !abi_value.IsNull()) {
-    std::string name = abi_value.IsString() ? abi_value.As<Napi::String>().Utf8Value() : "";
-    if (name == "1.2") {
-      abi = Abi::k12;
-    } else if (name == "1.3") {
-      abi = Abi::k13;
-    } else {
-      ThrowInvalidArgument(env, "options.abi", "must be '1.2' (releases 1.2.1 to 1.2.3) or '1.3' (release 1.3.0)");
+    abi = ParseAbiRequest(abi_value.IsString() ? abi_value.As<Napi::String>().Utf8Value() : "");
+    if (!abi) {
+      ThrowInvalidArgument(env, "options.abi",
+                           "must be an ABI ('1.2', '1.3' or '1.3.1') or a release number ('1.2.1', '1.2.2', '1.2.3', "
+                           "'1.3.0' or '1.3.1')");
     }
   }
   auto* worker = new OpenRuntimeWorker(env, path, abi);
@@ -109,6 +108,7 @@ Napi::Value Runtime::Info(const Napi::CallbackInfo& info) {
   out.Set("abiSource", runtime.abi_source);
   out.Set("emulated", runtime.emulated);
   if (!runtime.release.empty()) out.Set("release", runtime.release);
+  if (!runtime.note.empty()) out.Set("note", runtime.note);
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 
 namespace rkllm_serve {
@@ -19,12 +20,24 @@ struct AbiTypes<Abi::k12> {
   using Functions = rkllm::Functions12;
 };
 
+// 1.3.0 and a 1.3.x whose release is not known get the 1.3.1 input with its audio block zeroed: a
+// 1.3.0 library reads only the part before the block (rkllm_abi.h pins that), and a 1.3.1 library
+// finds no audio instead of stack bytes where its block would be. Only the input differs, and it is
+// passed by pointer, so calling 1.3.0 through the 1.3.1 function types is the same call.
 template <>
 struct AbiTypes<Abi::k13> {
   using Param = rkllm::abi13::Param;
-  using Input = rkllm::abi13::Input;
+  using Input = rkllm::abi131::Input;
   using InferParam = rkllm::abi13::InferParam;
-  using Functions = rkllm::Functions13;
+  using Functions = rkllm::Functions131;
+};
+
+template <>
+struct AbiTypes<Abi::k131> {
+  using Param = rkllm::abi131::Param;
+  using Input = rkllm::abi131::Input;
+  using InferParam = rkllm::abi131::InferParam;
+  using Functions = rkllm::Functions131;
 };
 
 template <Abi A>
@@ -119,7 +132,9 @@ class RuntimeApiImpl final : public RuntimeApi {
   }
 
   int Run(rkllm::Handle handle, RunRequest& r, void* userdata) const override {
-    Input input{};
+    Input input;
+    // Every byte zero, the union's unused tail included (the audio block a 1.3.1 library reads).
+    std::memset(&input, 0, sizeof(input));
     input.role = r.role.c_str();
     input.enable_thinking = r.enable_thinking;
     input.input_type = r.input_type;
@@ -154,7 +169,7 @@ class RuntimeApiImpl final : public RuntimeApi {
       cache.prompt_cache_path = r.has_prompt_cache_path ? r.prompt_cache_path.c_str() : nullptr;
       infer.prompt_cache_params = &cache;
     }
-    if constexpr (A == Abi::k13) {
+    if constexpr (A != Abi::k12) {
       rkllm::abi13::SamplingParam sampling{};
       if (r.has_sampling) {
         sampling.top_k = r.sampling.top_k;
@@ -261,6 +276,16 @@ class RuntimeApiImpl final : public RuntimeApi {
       mm.video.video_content = m.video_content.c_str();
       mm.video.frame_width = m.frame_width;
       mm.video.frame_height = m.frame_height;
+      // Without audio embeddings the block stays all zero, as 1.3.0's layout (and ABI 1.3) leaves it.
+      if constexpr (A == Abi::k131) {
+        if (m.audio_embed.empty()) return;
+        mm.audio.audio_embed = m.audio_embed.data();
+        mm.audio.n_audio_tokens = m.n_audio_tokens;
+        mm.audio.n_audio = m.n_audio;
+        mm.audio.audio_start = m.audio_start.c_str();
+        mm.audio.audio_end = m.audio_end.c_str();
+        mm.audio.audio_content = m.audio_content.c_str();
+      }
     }
   }
 
@@ -281,7 +306,11 @@ std::unique_ptr<RuntimeApi> Make(void* library, rkllm::ResultCallback callback, 
 
 std::unique_ptr<RuntimeApi> MakeRuntimeApi(Abi abi, void* library, rkllm::ResultCallback callback,
                                            std::vector<std::string>& missing) {
-  return abi == Abi::k12 ? Make<Abi::k12>(library, callback, missing) : Make<Abi::k13>(library, callback, missing);
+  switch (abi) {
+    case Abi::k12: return Make<Abi::k12>(library, callback, missing);
+    case Abi::k13: return Make<Abi::k13>(library, callback, missing);
+    default: return Make<Abi::k131>(library, callback, missing);
+  }
 }
 
 }  // namespace rkllm_serve

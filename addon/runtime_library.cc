@@ -5,16 +5,19 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <vector>
 
 #include "blob_id.h"
+#include "elf_file.h"
 
 namespace rkllm_serve {
 namespace {
 
 // Official builds by git blob id (docs/rkllm-abi.md). `abi` empty = a release whose layout differs
-// from both supported ABIs.
+// from every supported ABI. No blob id of 1.3.1 is known yet: its version banner tells it.
 struct KnownBuild {
   const char* blob_id;
   const char* release;
@@ -35,10 +38,35 @@ constexpr KnownBuild kKnownBuilds[] = {
     {"17c9063b46168c4e7d093d6fedb097874f92d076", "1.3.0 (armhf)", "1.3"},
 };
 
-std::optional<Abi> ParseAbi(const char* text) {
+// Release numbers with a supported layout, as --runtime-abi and the version banner write them.
+struct KnownRelease {
+  const char* release;
+  Abi abi;
+};
+constexpr KnownRelease kSupportedReleases[] = {
+    {"1.2.1", Abi::k12}, {"1.2.2", Abi::k12}, {"1.2.3", Abi::k12}, {"1.3.0", Abi::k13}, {"1.3.1", Abi::k131},
+};
+
+// The release's own layout is known to differ from every supported one (1.0.x, 1.1.x, 1.2.0 and
+// the 1.2.1 beta); a release that is neither this nor supported is simply unknown.
+bool IsOlderRelease(const std::string& release) {
+  return release.rfind("0.", 0) == 0 || release.rfind("1.0.", 0) == 0 || release.rfind("1.1.", 0) == 0 ||
+         release == "1.2.0" || release.rfind("1.2.1b", 0) == 0;
+}
+
+std::optional<Abi> SupportedReleaseAbi(const std::string& release) {
+  for (const KnownRelease& known : kSupportedReleases) {
+    if (release == known.release) return known.abi;
+  }
+  return std::nullopt;
+}
+
+// The exact ABI names: what the emulated runtime's marker and the blob table say.
+std::optional<Abi> ParseAbiName(const char* text) {
   if (text == nullptr) return std::nullopt;
   if (std::strcmp(text, "1.2") == 0) return Abi::k12;
   if (std::strcmp(text, "1.3") == 0) return Abi::k13;
+  if (std::strcmp(text, "1.3.1") == 0) return Abi::k131;
   return std::nullopt;
 }
 
@@ -59,18 +87,111 @@ std::string LoadedFilePath(void* library, const std::string& fallback) {
   return fallback;
 }
 
+// At init the real runtime prints "I rkllm: rkllm-runtime version: 1.3.0, rknpu driver version:
+// 0.9.8, platform: RK3588" (docs/rkllm-abi.md, "How the real runtime behaves"). When the release
+// number is part of that string literal, it sits in the library's .rodata and can be read without
+// running anything (and without a board); when the literal has a "%s" there instead, the release
+// is not in the banner and this finds nothing.
+constexpr char kVersionBanner[] = "rkllm-runtime version: ";
+constexpr uint64_t kMaxRodataBytes = 64ull << 20;
+
+std::string VersionInBanner(const std::string& path) {
+  std::optional<ElfFile> elf = ElfFile::Open(path);
+  if (!elf) return "";
+  std::optional<std::string> rodata = elf->ReadSection(".rodata", kMaxRodataBytes);
+  if (!rodata) return "";
+  for (size_t at = rodata->find(kVersionBanner); at != std::string::npos; at = rodata->find(kVersionBanner, at + 1)) {
+    size_t start = at + sizeof(kVersionBanner) - 1, end = start;
+    while (end < rodata->size() && (std::isalnum(static_cast<unsigned char>((*rodata)[end])) || (*rodata)[end] == '.')) ++end;
+    std::string version = rodata->substr(start, end - start);
+    // A release number: digits first, two dots at least ("1.3.1", "1.2.1b1").
+    if (!version.empty() && std::isdigit(static_cast<unsigned char>(version[0])) &&
+        std::count(version.begin(), version.end(), '.') >= 2) {
+      return version;
+    }
+  }
+  return "";
+}
+
+// What the file itself says it is: a known build by blob id, else the release in its banner.
+struct FileIdentity {
+  std::string source;   // "blob-id", "version-string", or empty when neither told anything
+  std::string release;  // "1.3.0 (aarch64)" by blob id, "1.3.1" by banner
+  std::optional<Abi> abi;  // set for a supported release
+  bool older = false;      // a known release whose layout is not supported
+  std::string blob_id;
+};
+
+FileIdentity Identify(const std::string& path) {
+  FileIdentity identity;
+  identity.blob_id = GitBlobIdOfFile(path);
+  for (const KnownBuild& build : kKnownBuilds) {
+    if (identity.blob_id != build.blob_id) continue;
+    identity.source = "blob-id";
+    identity.release = build.release;
+    identity.abi = ParseAbiName(build.abi);
+    identity.older = !identity.abi;
+    return identity;
+  }
+  std::string version = VersionInBanner(path);
+  if (!version.empty()) {
+    identity.source = "version-string";
+    identity.release = version;
+    identity.abi = SupportedReleaseAbi(version);
+    identity.older = IsOlderRelease(version);
+  }
+  return identity;
+}
+
+std::string HowIdentified(const FileIdentity& identity) {
+  return identity.source == "blob-id" ? "by its git blob id" : "by the version banner in its .rodata";
+}
+
 const char* kHowToChoose =
-    "Choose the ABI explicitly: '1.2' for releases 1.2.1 to 1.2.3, '1.3' for release 1.3.0 "
-    "(the server's --runtime-abi option).";
+    "Choose the ABI explicitly (the server's --runtime-abi option): the library's release number ('1.2.1', "
+    "'1.2.2', '1.2.3', '1.3.0' or '1.3.1'), or '1.2' for any of releases 1.2.1 to 1.2.3, or '1.3' for a 1.3.x "
+    "whose release is not known (it is then given the 1.3.1 input layout with no audio, which a 1.3.0 library "
+    "reads only the front of).";
+
+const char* kSupported = "Install release 1.2.1, 1.2.2, 1.2.3, 1.3.0 or 1.3.1.";
 
 }  // namespace
 
-std::shared_ptr<RuntimeLibrary> RuntimeLibrary::Open(const std::string& path, std::optional<Abi> explicit_abi,
+std::optional<AbiRequest> ParseAbiRequest(const std::string& name) {
+  AbiRequest request;
+  if (name == "1.2") {
+    request.abi = Abi::k12;
+  } else if (name == "1.3") {
+    request.abi = Abi::k13;
+    request.any_13_release = true;
+  } else if (std::optional<Abi> abi = SupportedReleaseAbi(name)) {
+    request.abi = *abi;
+    request.release = name;
+  } else {
+    return std::nullopt;
+  }
+  return request;
+}
+
+std::shared_ptr<RuntimeLibrary> RuntimeLibrary::Open(const std::string& path, std::optional<AbiRequest> request,
                                                      rkllm::ResultCallback callback, NativeError& error) {
   const bool is_bare_name = path.find('/') == std::string::npos;
   if (!is_bare_name && !FileExists(path)) {
     error = {"RUNTIME_NOT_FOUND", "No RKLLM runtime library at " + path + "."};
     return nullptr;
+  }
+  // glibc's dlopen reports a library for another machine as "No such file or directory": the ELF
+  // header says what it is for. (A bare name is searched for by the loader, which skips such
+  // files; there is no one file to check.)
+  if (!is_bare_name) {
+    std::optional<ElfFile> elf = ElfFile::Open(path);
+    if (elf && !elf->MatchesHost()) {
+      error = {"RUNTIME_WRONG_ARCHITECTURE",
+               path + ": this librkllmrt is for " + elf->Describe() + "; this machine is " + ElfFile::DescribeHost() +
+                   ". Use the build of librkllmrt for this machine (Rockchip ships aarch64 and armhf builds, for its "
+                   "boards only); anywhere else, use the emulated runtime ('sim')."};
+      return nullptr;
+    }
   }
   // RTLD_LOCAL keeps the runtime's symbols out of the global namespace, so two libraries (real
   // and emulated, or two ABIs) can be open in one process.
@@ -102,45 +223,73 @@ std::shared_ptr<RuntimeLibrary> RuntimeLibrary::Open(const std::string& path, st
   auto runtime = std::shared_ptr<RuntimeLibrary>(new RuntimeLibrary());
   RuntimeInfo& info = runtime->info_;
   info.path = LoadedFilePath(library, path);
+  auto refuse = [&](const char* code, const std::string& message) {
+    error = {code, message};
+    dlclose(library);
+    return nullptr;
+  };
 
-  // Which ABI: explicit setting, then the emulated runtime's marker, then known official builds.
+  // Which ABI: the explicit request, then the emulated runtime's marker, then known official
+  // builds by blob id, then the release in the version banner (docs/rkllm-abi.md, "Telling the ABI").
   auto marker = reinterpret_cast<rkllm::EmulatedAbiFn>(dlsym(library, rkllm::kEmulatedAbiSymbol));
-  std::optional<Abi> declared = marker != nullptr ? ParseAbi(marker()) : std::nullopt;
+  std::optional<Abi> declared = marker != nullptr ? ParseAbiName(marker()) : std::nullopt;
   info.emulated = marker != nullptr;
-  if (explicit_abi) {
-    if (declared && *declared != *explicit_abi) {
-      error = {"RUNTIME_ABI_MISMATCH", info.path + " is the emulated runtime for ABI " + AbiName(*declared) +
-                                           ", but ABI " + AbiName(*explicit_abi) + " was asked for."};
-      dlclose(library);
-      return nullptr;
-    }
-    info.abi = *explicit_abi;
+  if (request) {
+    const std::string asked = request->release.empty() ? AbiName(request->abi) : request->release;
     info.abi_source = "explicit";
+    if (declared) {
+      const bool agrees = request->any_13_release ? *declared != Abi::k12 : *declared == request->abi;
+      if (!agrees) {
+        return refuse("RUNTIME_ABI_MISMATCH", info.path + " is the emulated runtime for ABI " + AbiName(*declared) +
+                                                  ", but ABI " + asked + " was asked for.");
+      }
+      info.abi = *declared;
+      info.release = request->release;
+      if (request->any_13_release && *declared != Abi::k13) {
+        info.note = std::string("ABI '1.3' settled as ") + AbiName(*declared) + " by the emulated runtime's marker.";
+      }
+    } else if (request->any_13_release) {
+      // Some 1.3.x: the file may say which.
+      FileIdentity identity = Identify(info.path);
+      if (identity.abi && *identity.abi != Abi::k12) {
+        info.abi = *identity.abi;
+        info.release = identity.release;
+        info.note = std::string("ABI '1.3' settled as ") + AbiName(info.abi) + ": the file is librkllmrt " +
+                    identity.release + " " + HowIdentified(identity) + ".";
+      } else if (identity.abi || identity.older) {
+        return refuse("RUNTIME_ABI_MISMATCH", info.path + " is librkllmrt " + identity.release + " " +
+                                                  HowIdentified(identity) + ", not a 1.3.x, but ABI 1.3 was asked for.");
+      } else {
+        info.abi = Abi::k13;
+        info.note = "The release of this 1.3.x library was not told apart (" +
+                    (identity.source.empty() ? std::string("no known blob id, no release number in a version banner")
+                                             : "its version banner says " + identity.release + ", a release this server does not know") +
+                    "): it is given the 1.3.1 input layout with the audio block zeroed, which a 1.3.0 library reads only "
+                    "the front of, and audio input is refused. If it is 1.3.1, choose ABI '1.3.1'.";
+      }
+    } else {
+      info.abi = request->abi;
+      info.release = request->release;
+    }
   } else if (declared) {
     info.abi = *declared;
     info.abi_source = "emulated-marker";
   } else {
-    std::string blob_id = GitBlobIdOfFile(info.path);
-    const KnownBuild* match = nullptr;
-    for (const KnownBuild& build : kKnownBuilds) {
-      if (blob_id == build.blob_id) match = &build;
+    FileIdentity identity = Identify(info.path);
+    if (identity.source.empty()) {
+      return refuse("RUNTIME_ABI_UNKNOWN", "Cannot tell the ABI of " + info.path + " (git blob id " +
+                                               (identity.blob_id.empty() ? std::string("unreadable") : identity.blob_id) +
+                                               " is not a known official build, and no release number was found in "
+                                               "a version banner). " + kHowToChoose);
     }
-    if (match == nullptr) {
-      error = {"RUNTIME_ABI_UNKNOWN", "Cannot tell the ABI of " + info.path + " (git blob id " +
-                                          (blob_id.empty() ? std::string("unreadable") : blob_id) +
-                                          " is not a known official build). " + kHowToChoose};
-      dlclose(library);
-      return nullptr;
+    if (!identity.abi) {
+      const char* what = identity.older ? ": its ABI is not supported. " : ": a release whose layout this server does not know. ";
+      return refuse("RUNTIME_ABI_UNSUPPORTED", info.path + " is librkllmrt " + identity.release + " " +
+                                                   HowIdentified(identity) + what + kSupported);
     }
-    if (*match->abi == '\0') {
-      error = {"RUNTIME_ABI_UNSUPPORTED", info.path + " is librkllmrt " + match->release +
-                                              ", whose ABI is not supported. Install release 1.2.1 to 1.2.3 or 1.3.0."};
-      dlclose(library);
-      return nullptr;
-    }
-    info.abi = *ParseAbi(match->abi);
-    info.abi_source = "blob-id";
-    info.release = match->release;
+    info.abi = *identity.abi;
+    info.abi_source = identity.source;
+    info.release = identity.release;
   }
 
   std::vector<std::string> missing;

@@ -12,11 +12,13 @@ export const RKLLM_ERROR_CODES = [
   'RUNTIME_NOT_FOUND',
   /** The file exists but dlopen refused it (the message carries dlopen's own words). */
   'RUNTIME_LOAD_FAILED',
+  /** The file is an ELF library for another machine or word size (aarch64 on x86-64, armhf on aarch64). */
+  'RUNTIME_WRONG_ARCHITECTURE',
   /** The library lacks one of the 15 RKLLM functions. */
   'RUNTIME_SYMBOL_MISSING',
-  /** The ABI of the library cannot be told; pass abi '1.2' or '1.3'. */
+  /** The ABI of the library cannot be told; pass its ABI or release number ('1.3', '1.3.1', ...). */
   'RUNTIME_ABI_UNKNOWN',
-  /** The library is a known release whose ABI is not supported (1.1.x, 1.2.0). */
+  /** The library is a release whose ABI is not supported (1.1.x, 1.2.0), or one not known. */
   'RUNTIME_ABI_UNSUPPORTED',
   /** The ABI asked for contradicts the one the library declares. */
   'RUNTIME_ABI_MISMATCH',

@@ -27,11 +27,14 @@ export {
 } from './runtime/emulated';
 export { addonDirectory } from './native/load';
 export { packageRoot } from './package-root';
+export { ABI_NAMES, ABI_SETTINGS, RELEASE_ABIS } from './native/structs';
 export type {
   AbiName,
+  AbiSetting,
   AbiSource,
   ExtendParam,
   FloatBlock,
+  FloatsInput,
   IntArray,
   MultimodalInput,
   NativeRuntimeInfo,
@@ -41,6 +44,7 @@ export type {
   RKLLMInferParam,
   RKLLMInput,
   RKLLMLoraAdapter,
+  ReleaseName,
   RKLLMParam,
   SamplingParam,
 } from './native/binding';

@@ -22,7 +22,8 @@ note() { echo "arm64-qemu-check: $*"; }
 fail() { echo "arm64-qemu-check: FAILED: $*" >&2; exit 1; }
 
 for needed in dist/lib/index.js dist/lib/cli/main.js prebuilds/linux-arm64/rkllm_serve.node \
-              prebuilds/linux-arm64/librkllmrt-emulated-1.2.so prebuilds/linux-arm64/librkllmrt-emulated-1.3.so; do
+              prebuilds/linux-arm64/librkllmrt-emulated-1.2.so prebuilds/linux-arm64/librkllmrt-emulated-1.3.so \
+              prebuilds/linux-arm64/librkllmrt-emulated-1.3.1.so; do
   [ -e "$needed" ] || fail "$needed is missing: run npm run build:ts and npm run prebuilds first"
 done
 
@@ -77,7 +78,7 @@ arm64_node=(env "LD_LIBRARY_PATH=$guest_library_path" qemu-aarch64-static -L "$a
 guest_version=$(timeout 120 "${arm64_node[@]}" -p 'process.version + " " + process.arch')
 note "Debian's arm64 node under qemu: $guest_version (the package asks for Node >= 20; the addon needs only N-API 8)"
 
-# ---- 1. the addon and both emulated runtimes ----
+# ---- 1. the addon and the emulated runtime of each ABI ----
 step_started=$SECONDS
 timeout 600 "${arm64_node[@]}" scripts/runtime-check.js "$project_root/prebuilds/linux-arm64" \
   || fail "the arm64 addon or emulated runtime did not work under qemu"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the npm package's prebuilt binaries: the addon and the emulated runtime of both ABIs,
+# Builds the npm package's prebuilt binaries: the addon and the emulated runtime of each ABI,
 # for linux-x64 (native) and linux-arm64 (cross-compiled with Debian's aarch64 toolchain through
 # cmake/aarch64-linux-gnu.cmake), as portable binaries (glibc >= 2.28: docs/install.md).
-# Output: prebuilds/<target>/{rkllm_serve.node,librkllmrt-emulated-1.2.so,librkllmrt-emulated-1.3.so}
+# Output: prebuilds/<target>/{rkllm_serve.node,librkllmrt-emulated-{1.2,1.3,1.3.1}.so}
 # Build trees: build/prebuild-<target> (one per target, so rebuilds are incremental).
 #
 # usage: scripts/prebuild.sh [linux-x64] [linux-arm64]   (npm run prebuilds [-- TARGET...])
@@ -27,7 +27,7 @@ if [ ${#targets[@]} -eq 0 ]; then
   if [ "$host_target" = linux-x64 ]; then targets=(linux-x64 linux-arm64); else targets=("$host_target"); fi
 fi
 
-artifacts=(rkllm_serve.node librkllmrt-emulated-1.2.so librkllmrt-emulated-1.3.so)
+artifacts=(rkllm_serve.node librkllmrt-emulated-1.2.so librkllmrt-emulated-1.3.so librkllmrt-emulated-1.3.1.so)
 parallel_jobs=$(nproc)
 
 for target in "${targets[@]}"; do

@@ -12,7 +12,7 @@ const path = require('path');
 
 const COUNT = 20;
 const EXPECTED_TEXT = Array.from({ length: COUNT }, (_, i) => String(i + 1)).join(', ');
-const ABIS = ['1.2', '1.3'];
+const ABIS = ['1.2', '1.3', '1.3.1'];
 const TIMEOUT_MS = 120000;
 
 async function checkAbi(library, abi) {

@@ -1,8 +1,9 @@
 // The librkllmrt C ABI, written from the facts in docs/rkllm-abi.md (offsets, sizes, enums).
 //
-// Two ABIs exist and dlsym cannot tell them apart, so both are declared side by side:
-// namespace abi12 (releases 1.2.1 to 1.2.3) and namespace abi13 (release 1.3.0). The addon
-// speaks both at run time; the emulated runtime is compiled once per namespace.
+// Three layouts exist and dlsym cannot tell them apart, so they are declared side by side:
+// namespace abi12 (releases 1.2.1 to 1.2.3), abi13 (release 1.3.0) and abi131 (release 1.3.1,
+// which only appends an audio block to the multimodal input). The addon speaks all of them at run
+// time; the emulated runtime is compiled once per namespace.
 // Every layout is pinned by static_assert so that a wrong edit fails the build, not a board.
 #pragma once
 
@@ -283,6 +284,60 @@ using InitCallbackArg = Callbacks*;
 
 }  // namespace abi13
 
+namespace abi131 {
+
+// Release 1.3.1 changes nothing but RKLLMMultiModalInput, which gains a trailing audio block.
+using abi13::Callbacks;
+using abi13::ImageBlock;
+using abi13::InferParam;
+using abi13::InitCallbackArg;
+using abi13::Param;
+using abi13::SamplingParam;
+using abi13::VideoBlock;
+
+struct AudioBlock {
+  float* audio_embed;  // n_audio x n_audio_tokens x embedding size floats
+  size_t n_audio_tokens;
+  size_t n_audio;
+  const char* audio_start;
+  const char* audio_end;
+  const char* audio_content;
+};
+static_assert(sizeof(AudioBlock) == 48, "1.3.1 AudioBlock size");
+
+struct MultimodalInput {
+  char* prompt;
+  ImageBlock image;
+  VideoBlock video;
+  AudioBlock audio;
+};
+static_assert(sizeof(MultimodalInput) == 192, "1.3.1 MultimodalInput size");
+static_assert(offsetof(MultimodalInput, image) == 8, "1.3.1 MultimodalInput.image");
+static_assert(offsetof(MultimodalInput, video) == 72, "1.3.1 MultimodalInput.video");
+static_assert(offsetof(MultimodalInput, audio) == 144, "1.3.1 MultimodalInput.audio");
+// A 1.3.0 library reads exactly the part before the audio block: the 1.3.1 layout with the block
+// zeroed is a valid 1.3.0 input.
+static_assert(offsetof(MultimodalInput, audio) == sizeof(abi13::MultimodalInput), "1.3.0 layout is a prefix");
+
+struct Input {
+  const char* role;
+  bool enable_thinking;
+  int32_t input_type;
+  union {
+    const char* prompt_input;
+    TokenInput token_input;
+    EmbedInput embed_input;
+    MultimodalInput multimodal_input;
+  };
+};
+static_assert(sizeof(Input) == 208, "1.3.1 Input size");
+static_assert(offsetof(Input, input_type) == 12, "1.3.1 Input.input_type");
+static_assert(offsetof(Input, prompt_input) == 16, "1.3.1 Input union");
+static_assert(offsetof(Input, multimodal_input) + offsetof(MultimodalInput, audio) == 160,
+              "1.3.1 Input: the audio block starts where the 1.3.0 Input ends");
+
+}  // namespace abi131
+
 // The 15 exported functions, as function-pointer types per ABI. Functions whose signatures do not
 // depend on the ABI use plain types; the rest are templated on the namespace's structs.
 template <typename ParamT, typename InputT, typename InferT, typename InitCallbackT>
@@ -308,6 +363,7 @@ struct FunctionTable {
 
 using Functions12 = FunctionTable<abi12::Param, abi12::Input, abi12::InferParam, abi12::InitCallbackArg>;
 using Functions13 = FunctionTable<abi13::Param, abi13::Input, abi13::InferParam, abi13::InitCallbackArg>;
+using Functions131 = FunctionTable<abi131::Param, abi131::Input, abi131::InferParam, abi131::InitCallbackArg>;
 
 // The exported names, in FunctionTable order.
 inline constexpr const char* kFunctionNames[15] = {
@@ -319,7 +375,7 @@ inline constexpr const char* kFunctionNames[15] = {
 };
 
 // The project's emulated runtime exports this extra symbol; the real library does not. It returns
-// "1.2" or "1.3": the ABI that build speaks. The addon looks for it before hashing the file.
+// "1.2", "1.3" or "1.3.1": the ABI that build speaks. The addon looks for it before hashing the file.
 inline constexpr const char* kEmulatedAbiSymbol = "rkllm_emulated_runtime_abi";
 using EmulatedAbiFn = const char* (*)();
 

@@ -1,6 +1,8 @@
 #include "emulator/abi_convert.h"
 
+#include <cstdio>
 #include <cstring>
+#include <initializer_list>
 
 #include "emulator/text_generator.h"
 
@@ -11,10 +13,14 @@ namespace {
 // The 1.2 image marker strings of the default parameters point here: static, never freed.
 constexpr const char kEmptyString[] = "";
 
-// Reads tokens × embedding_size floats at data into the hash. Arrays for more tokens than the
-// context holds are not read: that run fails with "context length exceeded" anyway.
+// Whether the tokens × embedding_size floats at data are read: arrays for more tokens than the
+// context holds are not (that run fails with "context length exceeded" anyway).
+bool readable_embeddings(const float* data, uint64_t tokens, const EngineSettings& settings) {
+  return data && tokens > 0 && tokens <= static_cast<uint64_t>(settings.max_context_len);
+}
+
 void hash_embeddings(const float* data, uint64_t tokens, const EngineSettings& settings, SeedHasher* hasher) {
-  if (!data || tokens == 0 || tokens > static_cast<uint64_t>(settings.max_context_len)) return;
+  if (!readable_embeddings(data, tokens, settings)) return;
   hasher->add(data, tokens * static_cast<uint64_t>(settings.model.embedding_size) * sizeof(float));
 }
 
@@ -26,6 +32,46 @@ uint64_t times(uint64_t a, uint64_t b) {
 
 [[maybe_unused]] uint64_t plus(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
 
+uint32_t float_bits(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  return bits;
+}
+
+// One media block as the "describe the media" answer reports it: the counts, a hash of every
+// float read and the first and last floats' bit patterns, and the tags, so that a test can prove
+// the bytes and strings reached the runtime intact (docs/emulated-runtime.md, "Inputs").
+void describe_block(const char* kind, const std::string& counts, const float* data, uint64_t tokens,
+                    std::initializer_list<const char*> tags, const EngineSettings& settings, std::string* report) {
+  if (!data) return;
+  if (!report->empty()) report->append("; ");
+  report->append(kind).append(": ").append(counts).append(" tokens");
+  if (!readable_embeddings(data, tokens, settings)) {
+    report->append(", not read (more tokens than the context)");
+  } else {
+    const uint64_t count = tokens * static_cast<uint64_t>(settings.model.embedding_size);
+    char line[160];
+    std::snprintf(line, sizeof(line), " x %d floats, fnv1a64 %016llx, first 0x%08x, last 0x%08x",
+                  settings.model.embedding_size,
+                  static_cast<unsigned long long>(SeedHasher().add(data, count * sizeof(float)).value()),
+                  float_bits(data[0]), float_bits(data[count - 1]));
+    report->append(line);
+  }
+  if (tags.size() > 0) report->append(", tags");
+  for (const char* tag : tags) {
+    report->append(" \"").append(tag ? tag : "(null)").append("\"");
+  }
+}
+
+std::string counts_text(std::initializer_list<uint64_t> counts) {
+  std::string text;
+  for (uint64_t count : counts) {
+    if (!text.empty()) text.append(" x ");
+    text.append(std::to_string(count));
+  }
+  return text;
+}
+
 bool copy_multimodal(const abi::MultimodalInput& in, const EngineSettings& settings, RunRequest* request,
                      SeedHasher* hasher, std::string* error) {
   if (!in.prompt) {
@@ -34,17 +80,36 @@ bool copy_multimodal(const abi::MultimodalInput& in, const EngineSettings& setti
   }
   request->has_text = true;
   request->text = in.prompt;
+  std::string& report = request->media_report;
 #if RKLLM_EMULATED_ABI == 12
   uint64_t image_tokens = times(in.n_image, in.n_image_tokens);
   hash_embeddings(in.image_embed, image_tokens, settings, hasher);
+  describe_block("image", counts_text({in.n_image, in.n_image_tokens}), in.image_embed, image_tokens, {}, settings,
+                 &report);
   request->embedded_tokens = image_tokens;
 #else
-  uint64_t image_tokens = times(in.image.n_image, in.image.n_image_tokens);
-  uint64_t video_tokens = times(times(in.video.n_video, in.video.n_frame_per_video), in.video.n_frame_tokens);
-  hash_embeddings(in.image.image_embed, image_tokens, settings, hasher);
-  hash_embeddings(in.video.video_embed, video_tokens, settings, hasher);
+  const auto& image = in.image;
+  const auto& video = in.video;
+  uint64_t image_tokens = times(image.n_image, image.n_image_tokens);
+  uint64_t video_tokens = times(times(video.n_video, video.n_frame_per_video), video.n_frame_tokens);
+  hash_embeddings(image.image_embed, image_tokens, settings, hasher);
+  hash_embeddings(video.video_embed, video_tokens, settings, hasher);
+  describe_block("image", counts_text({image.n_image, image.n_image_tokens}), image.image_embed, image_tokens,
+                 {image.image_start, image.image_end, image.image_content}, settings, &report);
+  describe_block("video", counts_text({video.n_video, video.n_frame_per_video, video.n_frame_tokens}),
+                 video.video_embed, video_tokens, {video.video_start, video.video_end, video.video_content},
+                 settings, &report);
   request->embedded_tokens = plus(image_tokens, video_tokens);
 #endif
+#if RKLLM_EMULATED_ABI == 131
+  const auto& audio = in.audio;
+  uint64_t audio_tokens = times(audio.n_audio, audio.n_audio_tokens);
+  hash_embeddings(audio.audio_embed, audio_tokens, settings, hasher);
+  describe_block("audio", counts_text({audio.n_audio, audio.n_audio_tokens}), audio.audio_embed, audio_tokens,
+                 {audio.audio_start, audio.audio_end, audio.audio_content}, settings, &report);
+  request->embedded_tokens = plus(request->embedded_tokens, audio_tokens);
+#endif
+  if (report.empty()) report = "no media";
   return true;
 }
 
@@ -184,7 +249,7 @@ bool request_from_abi(const abi::Input* input, const abi::InferParam* infer, voi
     const char* path = infer->prompt_cache_params->prompt_cache_path;
     request->prompt_cache_path = path && path[0] ? path : "./prompt_cache.bin";
   }
-#if RKLLM_EMULATED_ABI == 13
+#if RKLLM_EMULATED_ABI_13_FAMILY
   if (infer->sampling_params) {
     const abi::SamplingParam& s = *infer->sampling_params;
     SeedHasher sampling;

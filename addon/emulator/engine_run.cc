@@ -201,6 +201,7 @@ Engine::Run::End Engine::Run::generate() {
   answer.tool_names = snapshot_.tools_set ? &snapshot_.tool_names : nullptr;
   answer.seed = answer_seed();
   answer.endless = settings_.ignore_eos_token;
+  if (request_.input_type == rkllm::kInputMultimodal) answer.media_report = &request_.media_report;
   TokenStream stream(make_answer_source(answer));
 
   const int64_t max_new = request_.max_new_tokens > 0 ? request_.max_new_tokens : settings_.max_new_tokens;

@@ -1,5 +1,5 @@
 // ABI-neutral copies of what rkllm_init and rkllm_run receive. abi_convert.cc fills them from the
-// 1.2 or 1.3 structs at call time, so the engine never touches caller memory after a call returns.
+// 1.2, 1.3 or 1.3.1 structs at call time, so the engine never touches caller memory after a call returns.
 #pragma once
 
 #include <cstdint>
@@ -36,8 +36,11 @@ struct RunRequest {
   std::vector<int32_t> token_ids;
   // Prompt positions filled by embeddings: embed input n_tokens, or multimodal image/video tokens.
   uint64_t embedded_tokens = 0;
-  // Hash of every embedding float read from the caller (embed input, image and video embeds).
+  // Hash of every embedding float read from the caller (embed input, image, video and audio embeds).
   uint64_t embedding_hash = 0;
+  // Multimodal input: what arrived of each media block (counts, a hash, tags), for the answer to
+  // "describe the media".
+  std::string media_report;
   bool has_lora = false;
   std::string lora_name;
   bool save_prompt_cache = false;

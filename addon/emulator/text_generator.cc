@@ -214,6 +214,9 @@ std::unique_ptr<TextSource> make_answer_source(const AnswerRequest& request) {
       return std::make_unique<FixedSource>(std::move(answer));
     }
     if (starts_with(text, "echo: ")) return std::make_unique<FixedSource>(std::string(text.substr(6)));
+    if (request.media_report && text.find("describe the media") != std::string_view::npos) {
+      return std::make_unique<FixedSource>(*request.media_report);
+    }
     uint64_t limit = 0;
     if (find_count_request(text, &limit)) return std::make_unique<CountSource>(limit);
     if (request.tool_names) {

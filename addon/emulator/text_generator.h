@@ -43,6 +43,8 @@ struct AnswerRequest {
   uint64_t seed = 0;
   // ignore_eos_token: the generic answer never ends on its own.
   bool endless = false;
+  // Multimodal input: what arrived of its media blocks, answered to "describe the media".
+  const std::string* media_report = nullptr;
 };
 
 std::unique_ptr<TextSource> make_answer_source(const AnswerRequest& request);

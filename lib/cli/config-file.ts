@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
+import { ABI_SETTINGS } from '../native/structs';
 import type { ServerConfig } from '../serve/config';
 import { UsageError } from './usage-error';
 
@@ -21,7 +22,7 @@ const TransportSettings = Type.Object(
 const ConfigFileSchema = Type.Object(
   {
     runtime: Type.Optional(Type.String()),
-    runtimeAbi: Type.Optional(Type.Union([Type.Literal('1.2'), Type.Literal('1.3')])),
+    runtimeAbi: Type.Optional(Type.Union(ABI_SETTINGS.map((name) => Type.Literal(name)))),
     model: Type.Optional(Type.String()),
     modelsDirs: Type.Optional(Type.Array(Type.String())),
     cacheDir: Type.Optional(Type.String()),

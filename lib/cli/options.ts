@@ -4,6 +4,7 @@
 
 import yargs from 'yargs';
 import { TRANSPORT_NAMES, type TransportName } from '../rpc/connection';
+import { ABI_SETTINGS } from '../native/structs';
 import { SIM_RUNTIME } from '../runtime/emulated';
 import { DEFAULT_PORTS, defaultConfig, type ServerConfig } from '../serve/config';
 import { readConfigFile, type ConfigFile } from './config-file';
@@ -15,7 +16,7 @@ export const DEFAULT_SIM_MODEL = 'sim:instant';
 export const NO_MODEL = 'none';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const ABIS = ['1.2', '1.3'] as const;
+const ABIS = ABI_SETTINGS;
 const MODEL_CONTROL = ['auto', 'any', 'owner'] as const;
 /** The environment variable the API key may come from instead of --api-key. */
 export const API_KEY_ENV = 'RKLLM_SERVE_API_KEY';
@@ -54,7 +55,7 @@ function commandLine(args: readonly string[], version: string) {
     .option('runtime-abi', {
       type: 'string',
       group: 'Runtime and model:',
-      describe: 'ABI of that library: 1.2 (librkllmrt 1.2.x) or 1.3 (1.3.0)',
+      describe: 'ABI of that library: its release (1.2.1, 1.2.2, 1.2.3, 1.3.0, 1.3.1), or 1.2 (any 1.2.x), or 1.3 (a 1.3.x: the file is asked which)',
       defaultDescription: 'detected',
       requiresArg: true,
     })

@@ -27,7 +27,7 @@ export const runtimeInfoMethods: MethodEntry[] = [
   }),
   defineMethod({
     name: 'rkllm_get_constants',
-    description: 'The RKLLM enums by their C names, and the runtime in use (path, ABI, emulated or not).',
+    description: 'The RKLLM enums by their C names, and the runtime in use (path, ABI and how it was told, release, emulated or not).',
     params: Type.Object({}),
     cheap: true,
     handler: (_params, { core }) => {
@@ -36,6 +36,7 @@ export const runtimeInfoMethods: MethodEntry[] = [
         const info = core.runtime.info;
         const runtime: Record<string, unknown> = { path: info.path, abi: info.abi, abi_source: info.abiSource, emulated: info.emulated };
         if (info.release !== undefined) runtime.release = info.release;
+        if (info.note !== undefined) runtime.note = info.note;
         constants = { ...RKLLM_CONSTANTS, runtime };
         constantsCache.set(core, constants);
       }

@@ -7,13 +7,13 @@
 
 import type { Static } from '@sinclair/typebox';
 import type { RkllmError } from '../errors';
-import type { AbiName, IntArray } from './structs';
+import type { AbiName, AbiSetting, IntArray } from './structs';
 import type * as Structs from './structs';
 
-export type { AbiName, IntArray, NumberArray } from './structs';
+export type { AbiName, AbiSetting, FloatsInput, IntArray, NumberArray, ReleaseName } from './structs';
 
 /** How the ABI of the opened library was decided (docs/rkllm-abi.md, "Telling the ABI"). */
-export type AbiSource = 'explicit' | 'emulated-marker' | 'blob-id';
+export type AbiSource = 'explicit' | 'emulated-marker' | 'blob-id' | 'version-string';
 
 export interface NativeRuntimeInfo {
   /** The file that was opened (resolved by the dynamic loader when a bare name was given). */
@@ -22,8 +22,12 @@ export interface NativeRuntimeInfo {
   abiSource: AbiSource;
   /** True when the library is the project's emulated runtime. */
   emulated: boolean;
-  /** The official release matched by blob id, when that is how the ABI was found. */
+  /** The release, when known: named by the caller, matched by blob id ("1.3.0 (aarch64)") or
+   * read from the library's version banner. */
   release?: string;
+  /** How an ABI '1.3' request was settled, when that took a look at the file: the ABI it was
+   * narrowed to and how, or that the release could not be told (see AbiSetting). */
+  note?: string;
 }
 
 /** extend_param of RKLLMParam. */
@@ -34,7 +38,7 @@ export type MultimodalInput = Static<typeof Structs.MultimodalInput>;
 /** RKLLMInput. Exactly the member named by input_type must be present. */
 export type RKLLMInput = Static<typeof Structs.RKLLMInput>;
 export type SamplingParam = Static<typeof Structs.SamplingParam>;
-/** RKLLMInferParam. sampling_params and max_new_tokens are honoured by the 1.3 ABI only. */
+/** RKLLMInferParam. sampling_params and max_new_tokens are honoured by the 1.3 ABIs only. */
 export type RKLLMInferParam = Static<typeof Structs.RKLLMInferParam>;
 export type RKLLMLoraAdapter = Static<typeof Structs.RKLLMLoraAdapter>;
 export type RKLLMCrossAttnParam = Static<typeof Structs.RKLLMCrossAttnParam>;
@@ -100,6 +104,9 @@ export interface NativeModel {
   /** Aborts and drops queued runs, then rkllm_destroy; later calls reject with MODEL_DESTROYED. */
   destroy(): Promise<number>;
   readonly destroyed: boolean;
+  /** Floats per token of the model, learnt by a one-token GET_LAST_HIDDEN_LAYER run after init;
+   * 0 when that run failed. Embedding arrays of runs are checked against it. */
+  readonly embeddingSize: number;
 }
 
 export interface NativeRuntime {
@@ -115,7 +122,7 @@ export interface NativeBinding {
   setErrorClass(cls: typeof RkllmError): void;
   /** dlopen + resolve 15 functions + decide the ABI, off the JS thread. path may be a bare name
    * for the dynamic loader's search. */
-  openRuntime(options: { path: string; abi?: AbiName }): Promise<NativeRuntime>;
+  openRuntime(options: { path: string; abi?: AbiSetting }): Promise<NativeRuntime>;
   /** The UTF-8 rule a model's worker applies to its result callbacks (addon/utf8_joiner.h), run on
    * given texts: what each callback hands JavaScript, then what the run's end flushes. For tests. */
   joinCallbackTexts(callbacks: { state: 0 | 1; bytes: Uint8Array }[]): { pieces: { state: 0 | 1; text: string }[]; rest: string };

@@ -52,7 +52,7 @@ export function samplingInfer(
   maxTokens: number | undefined,
 ): PartialInferParam {
   // The 1.2 ABI's RKLLMInferParam has neither member: sampling is fixed at rkllm_init there.
-  if (core.runtime.info.abi !== '1.3') return {};
+  if (core.runtime.info.abi === '1.2') return {};
   const infer: PartialInferParam = {};
   if (maxTokens !== undefined) infer.max_new_tokens = maxTokens;
   const given = [request.temperature, request.top_p, request.frequency_penalty, request.presence_penalty].some(

@@ -146,6 +146,11 @@ export class Model {
     return callNative('rkllm_destroy', captureCallSite(this.destroy), () => this.#native.destroy());
   }
 
+  /** Floats per token of the model, which embedding arrays are checked against (0: not known). */
+  get embeddingSize(): number {
+    return this.#native.embeddingSize;
+  }
+
   get destroyed(): boolean {
     return this.#native.destroyed;
   }

@@ -15,8 +15,8 @@ export type PartialParam = Partial<Omit<RKLLMParam, 'model_path' | 'extend_param
 
 interface FieldSpec {
   kind: Structs.CType;
-  /** Set when the field exists in one ABI only. */
-  onlyIn?: AbiName;
+  /** Set when the field exists in some ABIs only. */
+  onlyIn?: readonly AbiName[];
 }
 
 /** The scalar members of a struct, by name (nested structs are left to their own table). */
@@ -89,8 +89,8 @@ function checkFields(
     const field = `${prefix}.${key}`;
     const spec = Object.prototype.hasOwnProperty.call(fields, key) ? fields[key] : undefined;
     if (!spec) throw invalid(field, 'not a field of RKLLMParam');
-    if (spec.onlyIn && spec.onlyIn !== abi) {
-      throw invalid(field, `exists in ABI ${spec.onlyIn} only; this runtime speaks ABI ${abi}`);
+    if (spec.onlyIn && !spec.onlyIn.includes(abi)) {
+      throw invalid(field, `exists in ABI ${spec.onlyIn.join(' and ')} only; this runtime speaks ABI ${abi}`);
     }
     checkValue(field, spec, value);
   }

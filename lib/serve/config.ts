@@ -4,7 +4,7 @@
 
 import type { CoreSettings } from '../core/core';
 import type { ModelControlPolicy } from '../core/model-control';
-import type { AbiName } from '../native/binding';
+import type { AbiSetting } from '../native/binding';
 import type { TransportName } from '../rpc/connection';
 import type { TransportConfig } from '../transports/manager';
 
@@ -14,7 +14,8 @@ export type { TransportConfig } from '../transports/manager';
 export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
   /** Path to librkllmrt, 'sim' for the emulated runtime, or undefined for the loader's search. */
   runtime?: string;
-  runtimeAbi?: AbiName;
+  /** The library's ABI or release number ('1.2', '1.3', '1.3.1', '1.2.1', ...); detected when unset. */
+  runtimeAbi?: AbiSetting;
   /** Loaded at start-up under the handle "default": a path or 'sim:NAME'. */
   model?: string;
 

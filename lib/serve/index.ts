@@ -44,7 +44,13 @@ export async function createServer(config: ServerConfig, logger: Logger = create
   const modelControl = modelControlPolicy(config);
   const core = new ServerCore({ ...config, modelControl }, logger, runtime);
   const server = new Server(core, config, logger);
-  logger.info({ runtime: runtime.info.path, abi: runtime.info.abi, emulated: runtime.info.emulated, model_control: modelControl }, 'runtime opened');
+  const { info } = runtime;
+  logger.info(
+    { runtime: info.path, abi: info.abi, abi_source: info.abiSource, release: info.release, emulated: info.emulated, model_control: modelControl },
+    'runtime opened',
+  );
+  // How an ABI '1.3' setting was settled; a warning when the release could not be told.
+  if (info.note !== undefined) logger[info.abi === '1.3' && info.release === undefined ? 'warn' : 'info']({ abi: info.abi }, info.note);
   if (config.model !== undefined) {
     try {
       // The operator's own model is not confined to the models directories.

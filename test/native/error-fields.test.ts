@@ -6,7 +6,7 @@ import * as path from 'path';
 import { emulatedRuntimePath, openRuntime, RkllmError, type Model, type PartialParam, type RKLLMInput, type Runtime } from '../../lib';
 import { loadNative } from '../../lib/native/load';
 import { PACKAGE_ROOT, runChild } from './child';
-import { ABIS, destroyModel, loadSim, makeScratchDir, openSim, rejectionOf, removeScratchDir } from './helpers';
+import { ALL_ABIS, destroyModel, loadSim, makeScratchDir, openSim, rejectionOf, removeScratchDir } from './helpers';
 
 /** The native layer words its messages "field reason". */
 function expectNativeArgument(error: RkllmError, field: string, reason: string | RegExp): void {
@@ -37,7 +37,7 @@ function thrownBy(call: () => unknown): RkllmError {
   throw new Error('expected a throw');
 }
 
-describe.each(ABIS)('ABI %s', (abi) => {
+describe.each(ALL_ABIS)('ABI %s', (abi) => {
   let runtime: Runtime;
   let model: Model;
   let scratch: string;

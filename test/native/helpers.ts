@@ -4,9 +4,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { openRuntime, RkllmError, type AbiName, type Model, type PartialParam, type Run, type RunChunk, type Runtime } from '../../lib';
+import { ABI_NAMES, openRuntime, RkllmError, type AbiName, type Model, type PartialParam, type Run, type RunChunk, type Runtime } from '../../lib';
 
 export const ABIS: AbiName[] = ['1.2', '1.3'];
+/** Every ABI, 1.3.1 included: for the suites whose assertions hold for each (ABIS is for those
+ * that tell 1.2 from 1.3 by name). */
+export const ALL_ABIS: AbiName[] = [...ABI_NAMES];
 
 export function openSim(abi: AbiName): Promise<Runtime> {
   return openRuntime({ path: 'sim', abi });
@@ -24,12 +27,17 @@ function takeDomain(): number {
 }
 
 /** Loads a sim model on a domain of its own (freed again by destroyModel). */
-export async function loadSim(runtime: Runtime, name: string, param: Partial<PartialParam> = {}): Promise<Model> {
+export function loadSim(runtime: Runtime, name: string, param: Partial<PartialParam> = {}): Promise<Model> {
+  return loadModelFile(runtime, `sim:${name}`, param);
+}
+
+/** Loads a model by its path ('sim:NAME' or an emulated model file) on a domain of its own. */
+export async function loadModelFile(runtime: Runtime, modelPath: string, param: Partial<PartialParam> = {}): Promise<Model> {
   const domain = takeDomain();
   try {
     const model = await runtime.loadModel({
       ...param,
-      model_path: `sim:${name}`,
+      model_path: modelPath,
       extend_param: { base_domain_id: domain, ...param.extend_param },
     });
     modelDomains.set(model, domain);

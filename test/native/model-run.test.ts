@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { RKLLMInferMode, RKLLMInputType, type Model, type RunChunk, type Runtime } from '../../lib';
 import {
-  ABIS,
+  ALL_ABIS,
   countText,
   destroyModel,
   drain,
@@ -31,7 +31,7 @@ function expectContiguous(chunks: RunChunk[]): void {
   });
 }
 
-describe.each(ABIS)('ABI %s', (abi) => {
+describe.each(ALL_ABIS)('ABI %s', (abi) => {
   let runtime: Runtime;
   let instant: Model;
   let slow: Model;

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
-const BINARIES = ['rkllm_serve.node', 'librkllmrt-emulated-1.2.so', 'librkllmrt-emulated-1.3.so'];
+const BINARIES = ['rkllm_serve.node', 'librkllmrt-emulated-1.2.so', 'librkllmrt-emulated-1.3.so', 'librkllmrt-emulated-1.3.1.so'];
 const TARGETS = [
   { target: 'linux-arm64', machine: 'AArch64' },
   { target: 'linux-x64', machine: 'Advanced Micro Devices X86-64' },

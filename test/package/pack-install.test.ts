@@ -29,7 +29,7 @@ const ALLOWED_FILES: RegExp[] = [
   /^LICENSE$/,
   /^bin\/rkllm-serve$/,
   /^dist\/lib\/.+\.(js|d\.ts)$/,
-  /^prebuilds\/linux-(x64|arm64)\/(rkllm_serve\.node|librkllmrt-emulated-1\.[23]\.so)$/,
+  /^prebuilds\/linux-(x64|arm64)\/(rkllm_serve\.node|librkllmrt-emulated-1\.(2|3|3\.1)\.so)$/,
   /^addon\/emulator\/models\/[^/]+\.json$/,
 ];
 const REQUIRED_FILES = [
@@ -42,7 +42,9 @@ const REQUIRED_FILES = [
   'dist/lib/cli/main.js',
   'addon/emulator/models/instant.json',
   ...['linux-x64', 'linux-arm64'].flatMap((target) =>
-    ['rkllm_serve.node', 'librkllmrt-emulated-1.2.so', 'librkllmrt-emulated-1.3.so'].map((file) => `prebuilds/${target}/${file}`),
+    ['rkllm_serve.node', 'librkllmrt-emulated-1.2.so', 'librkllmrt-emulated-1.3.so', 'librkllmrt-emulated-1.3.1.so'].map(
+      (file) => `prebuilds/${target}/${file}`,
+    ),
   ),
 ];
 
