@@ -43,6 +43,9 @@ struct AnswerRequest {
   uint64_t seed = 0;
   // ignore_eos_token: the generic answer never ends on its own.
   bool endless = false;
+  // The model file's answers.echo_prompt: the answer is `templated_prompt`, byte for byte.
+  bool echo_prompt = false;
+  std::string_view templated_prompt;
 };
 
 std::unique_ptr<TextSource> make_answer_source(const AnswerRequest& request);
