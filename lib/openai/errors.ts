@@ -41,6 +41,31 @@ export function modelNotFound(model: string, loaded: string[]): OpenAiError {
   return new OpenAiError(404, 'invalid_request_error', `The model '${model}' does not exist (${known}).`, 'model', 'model_not_found');
 }
 
+export interface ContextOverflow {
+  contextLength: number;
+  /** The prompt's tokens; undefined when not known (the runtime refused without saying). */
+  promptTokens: number | undefined;
+  /** Tokens kept free for the answer (the request's max_tokens when refusing). */
+  reserve: number;
+  truncation: 'refuse' | 'drop_oldest';
+  /** Whether promptTokens is the server's estimate rather than the runtime's count. */
+  estimated: boolean;
+}
+
+/** OpenAI's 400 for a conversation the model's context cannot hold, with the numbers and what to change. */
+export function contextLengthExceeded(overflow: ContextOverflow): OpenAiError {
+  const { contextLength, promptTokens, reserve } = overflow;
+  const asked =
+    promptTokens === undefined
+      ? 'your messages do not fit it'
+      : `your messages come to ${overflow.estimated ? 'about ' : ''}${promptTokens} tokens${reserve > 0 ? ` and ${reserve} are asked for the completion` : ''}`;
+  const remedy =
+    overflow.truncation === 'refuse'
+      ? "Shorten the conversation, raise the model's max_context_len (--ctx-size), or set the model's truncation to 'drop_oldest' to drop the oldest turns."
+      : "Even the last message alone does not fit: shorten it, or raise the model's max_context_len (--ctx-size).";
+  return new OpenAiError(400, 'invalid_request_error', `This model's maximum context length is ${contextLength} tokens. However, ${asked}. ${remedy}`, 'messages', 'context_length_exceeded');
+}
+
 export function notFound(message: string): OpenAiError {
   return new OpenAiError(404, 'invalid_request_error', message, null, 'not_found');
 }

@@ -4,6 +4,7 @@
 
 import type { CoreSettings } from '../core/core';
 import type { ModelControlPolicy } from '../core/model-control';
+import type { ChatModelSettings } from '../openai/model-settings';
 import type { AbiName } from '../native/binding';
 import type { TransportName } from '../rpc/connection';
 import type { TransportConfig } from '../transports/manager';
@@ -17,6 +18,8 @@ export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
   runtimeAbi?: AbiName;
   /** Loaded at start-up under the handle "default": a path or 'sim:NAME'. */
   model?: string;
+  /** chat_template and truncation of every model (docs/chat-templates.md), until models have settings of their own. */
+  chat?: ChatModelSettings;
 
   /** The largest message accepted on any transport (a line, datagram, body or frame). */
   maxMessageBytes: number;
