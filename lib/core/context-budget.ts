@@ -10,6 +10,8 @@
 // over-counts ordinary English for the tokenizers RK3588 models use is assumed. The runtime's own
 // refusal stays the last word; front ends map it to the same error.
 
+import { RkllmError } from '../errors';
+
 /** Bytes per token assumed before a model has run (English prose is nearer 4 for Qwen and Llama 3). */
 const INITIAL_BYTES_PER_TOKEN = 3;
 /** Estimates are raised by this much: the learnt ratio is an average over mixed text. */
@@ -83,4 +85,45 @@ export function fitConversation<T extends { role: string }>(
  */
 export function isContextOverflow(error: { code?: string; message: string }): boolean {
   return error.code === 'RUN_FAILED' && /context/i.test(error.message);
+}
+
+export interface ContextOverflow {
+  contextLength: number;
+  /** The prompt's tokens; undefined when not known (the runtime refused without a count). */
+  promptTokens: number | undefined;
+  /** Tokens kept free for the answer. */
+  reserve: number;
+  truncation: 'refuse' | 'drop_oldest';
+  /** Whether promptTokens is this module's estimate rather than the runtime's count. */
+  estimated: boolean;
+}
+
+/** The domain error for a conversation the context cannot hold; each front end words it for its wire. */
+export function contextLengthExceeded(overflow: ContextOverflow): RkllmError {
+  const needs = overflow.promptTokens === undefined ? 'does not fit' : `needs ${overflow.estimated ? 'about ' : ''}${overflow.promptTokens + overflow.reserve} tokens`;
+  return new RkllmError(
+    `the conversation ${needs}, more than the model's context of ${overflow.contextLength} (max_context_len); shorten it, raise max_context_len, or set the model's truncation to 'drop_oldest'`,
+    'CONTEXT_LENGTH_EXCEEDED',
+    {
+      facts: {
+        context_length: overflow.contextLength,
+        prompt_tokens: overflow.promptTokens ?? null,
+        reserve: overflow.reserve,
+        estimated: overflow.estimated,
+        truncation: overflow.truncation,
+      },
+    },
+  );
+}
+
+/** The overflow a CONTEXT_LENGTH_EXCEEDED error describes. */
+export function overflowOf(error: RkllmError): ContextOverflow {
+  const facts = error.facts ?? {};
+  return {
+    contextLength: Number(facts.context_length),
+    promptTokens: typeof facts.prompt_tokens === 'number' ? facts.prompt_tokens : undefined,
+    reserve: Number(facts.reserve ?? 0),
+    truncation: facts.truncation === 'drop_oldest' ? 'drop_oldest' : 'refuse',
+    estimated: facts.estimated === true,
+  };
 }

@@ -13,11 +13,10 @@
 // requests on the same model must see the cache as the run before them left it.
 
 import { applyChatTemplate, chatTemplatePreset, renderConversation, resolveChatTemplate, type ChatTemplate, type TemplateTurn } from '../core/chat-templates';
-import { TokenEstimator, fitConversation } from '../core/context-budget';
+import { TokenEstimator, contextLengthExceeded, fitConversation } from '../core/context-budget';
 import type { LoadedModel } from '../core/models';
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
-import { contextLengthExceeded } from './errors';
 import type { ChatModelView } from './model-settings';
 import type { ChatMessage, FunctionTool } from './schemas';
 

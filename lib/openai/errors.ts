@@ -2,6 +2,7 @@
 // goes with it. Every failure on the /v1 routes becomes one of these before it is written, so a
 // client SDK sees the class of error it expects (BadRequestError, NotFoundError, ...).
 
+import { overflowOf, type ContextOverflow } from '../core/context-budget';
 import { RkllmError, type RkllmErrorCode } from '../errors';
 
 export interface OpenAiErrorBody {
@@ -41,19 +42,8 @@ export function modelNotFound(model: string, loaded: string[]): OpenAiError {
   return new OpenAiError(404, 'invalid_request_error', `The model '${model}' does not exist (${known}).`, 'model', 'model_not_found');
 }
 
-export interface ContextOverflow {
-  contextLength: number;
-  /** The prompt's tokens; undefined when not known (the runtime refused without saying). */
-  promptTokens: number | undefined;
-  /** Tokens kept free for the answer (the request's max_tokens when refusing). */
-  reserve: number;
-  truncation: 'refuse' | 'drop_oldest';
-  /** Whether promptTokens is the server's estimate rather than the runtime's count. */
-  estimated: boolean;
-}
-
 /** OpenAI's 400 for a conversation the model's context cannot hold, with the numbers and what to change. */
-export function contextLengthExceeded(overflow: ContextOverflow): OpenAiError {
+export function contextLengthExceededError(overflow: ContextOverflow): OpenAiError {
   const { contextLength, promptTokens, reserve } = overflow;
   const asked =
     promptTokens === undefined
@@ -101,6 +91,7 @@ const HTTP_BY_CODE: Partial<Readonly<Record<RkllmErrorCode, HttpMapping>>> = {
 export function toOpenAiError(error: unknown): OpenAiError {
   if (error instanceof OpenAiError) return error;
   if (error instanceof RkllmError) {
+    if (error.code === 'CONTEXT_LENGTH_EXCEEDED') return contextLengthExceededError(overflowOf(error));
     const mapped = HTTP_BY_CODE[error.code] ?? SERVER_FAULT;
     const message = error.code === 'INTERNAL' ? 'Internal error.' : error.message;
     return new OpenAiError(mapped.status, mapped.type, message, error.field ?? null, mapped.code);

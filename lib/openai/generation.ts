@@ -8,8 +8,7 @@ import type { LoadedModel } from '../core/models';
 import type { RKLLMInput, SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
-import { isContextOverflow } from '../core/context-budget';
-import { contextLengthExceeded } from './errors';
+import { contextLengthExceeded, isContextOverflow } from '../core/context-budget';
 import { StopMatcher } from './stop';
 
 export type FinishReason = 'stop' | 'length';
