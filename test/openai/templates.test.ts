@@ -153,6 +153,18 @@ describe('chat templates by setting', () => {
     }
   });
 
+  it('sets the template at load as well: a JSON-RPC run on the start-up model is templated', async () => {
+    const harness = await serverWith({ chat_template: 'phi3' });
+    try {
+      const reply = await harness.rpc.request('rkllm_run', { input_type: 0, prompt_input: 'Hi' });
+      expect(reply.error).toBeUndefined();
+      expect((reply.result as { text: string }).text).toBe('<|user|>\nHi<|end|>\n<|assistant|>\n');
+    } finally {
+      await harness.rpc.close();
+      await harness.server.stop();
+    }
+  });
+
   it('uses a custom template: {system} stands for the system text', async () => {
     const harness = await serverWith({ chat_template: { system_prompt: '[SYS]{system}[/SYS]\n', prompt_prefix: '[U]', prompt_postfix: '[/U][A]' } });
     try {
