@@ -124,8 +124,6 @@ export interface ChatPlan {
   forget(): void;
   /** Whether prepare found the request extending the cached conversation. */
   readonly reused: boolean;
-  /** Messages left out by truncation (drop_oldest) to fit the context. */
-  readonly dropped: number;
 }
 
 export interface ChatLimits {
@@ -155,15 +153,11 @@ export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInfe
   const contextLength = limits.view.contextLength;
   const reserve = answerReserve(limits, truncation);
   let reused = false;
-  let dropped = 0;
   /** What the run prefills, for learning the model's bytes per token once it has run. */
   let prefilled = '';
   return {
     get reused() {
       return reused;
-    },
-    get dropped() {
-      return dropped;
     },
     async prepare() {
       let stateChanged = false;
@@ -211,10 +205,10 @@ export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInfe
       const cost = (kept: readonly ChatMessage[]) => systemTokens + estimator.estimate(wrap(inputFor(template ?? FALLBACK, [...kept]).prompt_input ?? ''));
       const fit = fitConversation(turn.history, cost, contextLength, reserve, truncation);
       if (!fit.fits) throw contextLengthExceeded({ contextLength, promptTokens: fit.promptTokens, reserve, truncation, estimated: true });
-      dropped = fit.dropped;
       if (cacheSize > 0) await model.clearKvCache(false);
       const input = inputFor(template ?? FALLBACK, fit.kept);
-      prefilled = systemPrompt + wrap(input.prompt_input ?? '');
+      // Into an empty cache the runtime prefills the system turn (and the tools, when set) first.
+      prefilled = systemPrompt + (turn.toolsJson ?? '') + wrap(input.prompt_input ?? '');
       return { input, infer: { ...infer, keep_history: 1 } };
     },
     remember(reply, promptTokens) {

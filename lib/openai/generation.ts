@@ -117,10 +117,18 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
     if (cutReason) job.finishEarly({ text, token_count: tokens, state: 2, perf: NO_PERF });
   };
 
+  /** Text held back as the possible start of a stop sequence, released: the answer ended without one. */
+  const flushHeldBack = (): void => {
+    const rest: string[] = [];
+    take(matcher.flush(), rest);
+    if (rest.length > 0) spec.onText?.(rest);
+  };
+
   const onSettled = (outcome: JobOutcome): void => {
     if (outcome.kind === 'failed' && isContextOverflow(outcome.error)) {
       if (tokens > 0) {
         // The answer met the context: what came so far is the answer, cut by the limit.
+        flushHeldBack();
         const output: GenerationOutput = { text, finishReason: 'length', promptTokens: 0, completionTokens: tokens, cut: true };
         spec.onSettled?.(output);
         resolveDone(output);
@@ -136,11 +144,7 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
       rejectDone(outcome.error);
       return;
     }
-    if (cutReason === undefined) {
-      const rest: string[] = [];
-      take(matcher.flush(), rest);
-      if (rest.length > 0) spec.onText?.(rest);
-    }
+    if (cutReason === undefined) flushHeldBack();
     const budgetUsed = spec.maxTokens !== undefined && tokens >= spec.maxTokens;
     const limitReached = spec.runtimeTokenLimit > 0 && outcome.result.token_count >= spec.runtimeTokenLimit;
     const length = budgetUsed || limitReached || (cutReason === undefined && spec.contextFull?.() === true);

@@ -73,6 +73,12 @@ describe.each(['1.2', '1.3'] as const)('honest limits on ABI %s', (abi) => {
     }
     expect(finish).toBe('length');
     expect(streamed).toBe(text);
+
+    // Text held back as the possible start of a stop sequence (here the answer's last three
+    // characters, which the stop sequence begins with) is part of the answer too.
+    const stop = `${text.slice(-3)}#`;
+    const held = await harness.openai.chat.completions.create({ model: 'small', stop: [stop], messages: [{ role: 'user', content: 'count to 500' }] });
+    expect(held.choices[0]).toMatchObject({ finish_reason: 'length', message: { content: text } });
   });
 
   it('refuses a conversation the context cannot hold with 400 context_length_exceeded, naming the numbers and the settings', async () => {
