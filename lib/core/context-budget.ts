@@ -14,8 +14,8 @@ import { RkllmError } from '../errors';
 
 /** Bytes per token assumed before a model has run (English prose is nearer 4 for Qwen and Llama 3). */
 const INITIAL_BYTES_PER_TOKEN = 3;
-/** Estimates are raised by this much: the learnt ratio is an average over mixed text. */
-const MARGIN = 1.1;
+/** Estimates are raised by a tenth (as 11/10, exact in floating point): the learnt ratio is an average over mixed text. */
+const MARGIN_TENTHS = 11;
 /** A run's prompt this short says more about template marks than about the text: not learnt from. */
 const MIN_LEARNING_TOKENS = 32;
 
@@ -29,7 +29,7 @@ export class TokenEstimator {
   /** Estimated tokens of `text` (0 for ''). */
   estimate(text: string): number {
     if (text === '') return 0;
-    return Math.ceil((Buffer.byteLength(text, 'utf8') / this.#bytesPerToken) * MARGIN);
+    return Math.ceil((Buffer.byteLength(text, 'utf8') * MARGIN_TENTHS) / (this.#bytesPerToken * 10));
   }
 
   /** A finished run prefilled `text` as `tokens` tokens (perf.prefill_tokens). */
