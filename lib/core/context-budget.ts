@@ -41,6 +41,18 @@ export class TokenEstimator {
   }
 }
 
+const estimators = new WeakMap<object, TokenEstimator>();
+
+/** The one estimator of a loaded model, shared by every front end, so each learns from all its runs. */
+export function tokenEstimatorOf(loaded: object): TokenEstimator {
+  let estimator = estimators.get(loaded);
+  if (!estimator) {
+    estimator = new TokenEstimator();
+    estimators.set(loaded, estimator);
+  }
+  return estimator;
+}
+
 export interface ContextFit<T> {
   /** The messages kept, oldest first (the last one always). */
   readonly kept: T[];

@@ -13,7 +13,7 @@
 // requests on the same model must see the cache as the run before them left it.
 
 import { applyChatTemplate, chatTemplatePreset, renderConversation, resolveChatTemplate, type ChatTemplate, type TemplateTurn } from '../core/chat-templates';
-import { TokenEstimator, contextLengthExceeded, fitConversation } from '../core/context-budget';
+import { contextLengthExceeded, fitConversation, tokenEstimatorOf } from '../core/context-budget';
 import type { LoadedModel } from '../core/models';
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
@@ -41,8 +41,6 @@ interface ModelMemory {
   conversation: string[] | undefined;
   /** KV cache size (batch entry 0) right after the run that produced `conversation`. */
   cacheSize: number;
-  /** The model's prompt tokens, estimated from what its runs took. */
-  readonly estimator: TokenEstimator;
 }
 
 const memories = new WeakMap<LoadedModel, ModelMemory>();
@@ -50,7 +48,7 @@ const memories = new WeakMap<LoadedModel, ModelMemory>();
 function memoryOf(loaded: LoadedModel): ModelMemory {
   let memory = memories.get(loaded);
   if (!memory) {
-    memory = { template: undefined, toolsJson: undefined, conversation: undefined, cacheSize: 0, estimator: new TokenEstimator() };
+    memory = { template: undefined, toolsJson: undefined, conversation: undefined, cacheSize: 0 };
     memories.set(loaded, memory);
   }
   return memory;
@@ -189,7 +187,7 @@ export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInfe
         normalised.length === known.length + 1 &&
         known.every((entry, index) => entry === normalised[index]);
       memory.conversation = undefined;
-      const estimator = memory.estimator;
+      const estimator = tokenEstimatorOf(loaded);
       if (continues) {
         const input = inputFor(template ?? FALLBACK, [last]);
         const text = wrap(input.prompt_input ?? '');
@@ -212,7 +210,7 @@ export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInfe
       return { input, infer: { ...infer, keep_history: 1 } };
     },
     remember(reply, promptTokens) {
-      memory.estimator.learn(prefilled, promptTokens);
+      tokenEstimatorOf(loaded).learn(prefilled, promptTokens);
       memory.conversation = [...normalised, normalise(reply)];
       memory.cacheSize = model.getKvCacheSize()[0] ?? 0;
     },
