@@ -60,6 +60,8 @@ export const RKLLM_ERROR_CODES = [
   'STREAM_NOT_FOUND',
   /** A new stream would pass a bound on kept streams (per client, overall) or their buffered bytes. */
   'TOO_MANY_STREAMS',
+  /** A conversation the model's context cannot hold; `facts`: context_length, prompt_tokens, reserve, estimated, truncation. */
+  'CONTEXT_LENGTH_EXCEEDED',
   /** --model-control owner refused a model-wide call that would touch another client's work or model. */
   'MODEL_CONTROL_REFUSED',
   /** A message (or reply) is larger than the server accepts. */

@@ -78,6 +78,7 @@ bool Engine::Run::build_prompt(std::string* error) {
       templated += snapshot_.postfix;
       tokenize(templated, vocab, &prompt_ids_);
       if (!fits(prompt_ids_.size() + request_.embedded_tokens)) return false;
+      if (settings_.model.echo_prompt) templated_prompt_ = std::move(templated);
       for (uint64_t i = 0; i < request_.embedded_tokens; ++i) {
         prompt_ids_.push_back(embedded_token_id(request_.embedding_hash, i, vocab));
       }
@@ -202,6 +203,8 @@ Engine::Run::End Engine::Run::generate() {
   answer.seed = answer_seed();
   answer.endless = settings_.ignore_eos_token;
   if (request_.input_type == rkllm::kInputMultimodal) answer.media_report = &request_.media_report;
+  answer.echo_prompt = settings_.model.echo_prompt;
+  answer.templated_prompt = templated_prompt_;
   TokenStream stream(make_answer_source(answer));
 
   const int64_t max_new = request_.max_new_tokens > 0 ? request_.max_new_tokens : settings_.max_new_tokens;

@@ -56,6 +56,8 @@ class Engine::Run {
   void* userdata_;
   Snapshot snapshot_;
   std::vector<int32_t> prompt_ids_;
+  // The prompt's text as templated (prompt and multimodal input), for the echo_prompt answer.
+  std::string templated_prompt_;
   int64_t prompt_tokens_ = 0;
   int64_t generated_ = 0;
   bool prefill_done_ = false;

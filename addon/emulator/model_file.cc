@@ -101,11 +101,23 @@ bool parse_spec(const json::Value& root, ModelSpec* spec, std::string* error) {
   const json::Value* limits = nullptr;
   const json::Value* faults = nullptr;
   const json::Value* callbacks = nullptr;
+  const json::Value* answers = nullptr;
   if (!read_section(root, "timing", &timing, error) || !read_section(root, "limits", &limits, error) ||
-      !read_section(root, "faults", &faults, error) || !read_section(root, "callbacks", &callbacks, error)) {
+      !read_section(root, "faults", &faults, error) || !read_section(root, "callbacks", &callbacks, error) ||
+      !read_section(root, "answers", &answers, error)) {
     return false;
   }
   if (callbacks && !read_waiting_style(*callbacks, &spec->waiting, error)) return false;
+  if (answers) {
+    const json::Value* echo = answers->find("echo_prompt");
+    if (echo && !echo->is_null()) {
+      if (!echo->is_bool()) {
+        *error = "answers.echo_prompt must be true or false";
+        return false;
+      }
+      spec->echo_prompt = echo->as_bool();
+    }
+  }
   if (timing) {
     if (!read_milliseconds(*timing, "timing", "load_ms", &spec->load_ms, error) ||
         !read_milliseconds(*timing, "timing", "prefill_ms_per_token", &spec->prefill_ms_per_token, error) ||

@@ -33,6 +33,9 @@ struct ModelSpec {
   int64_t error_after_tokens = 0;
   double abort_delay_ms = 0;
   WaitingStyle waiting = WaitingStyle::kEmptyThenWhole;
+  // answers.echo_prompt: every text answer is the whole prompt as the runtime templated it, so
+  // tests can see what a chat template produced.
+  bool echo_prompt = false;
 };
 
 // Reads and validates the model file at path. On failure returns false with *error saying why.

@@ -205,6 +205,7 @@ void collect_names(const json::Value& value, std::vector<std::string>* names) {
 }  // namespace
 
 std::unique_ptr<TextSource> make_answer_source(const AnswerRequest& request) {
+  if (request.has_user_text && request.echo_prompt) return std::make_unique<FixedSource>(std::string(request.templated_prompt));
   if (request.has_user_text) {
     std::string_view text = request.user_text;
     if (request.is_tool_response) {

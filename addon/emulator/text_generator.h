@@ -45,6 +45,9 @@ struct AnswerRequest {
   bool endless = false;
   // Multimodal input: what arrived of its media blocks, answered to "describe the media".
   const std::string* media_report = nullptr;
+  // The model file's answers.echo_prompt: the answer is `templated_prompt`, byte for byte.
+  bool echo_prompt = false;
+  std::string_view templated_prompt;
 };
 
 std::unique_ptr<TextSource> make_answer_source(const AnswerRequest& request);

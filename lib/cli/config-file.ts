@@ -7,6 +7,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 import { ABI_SETTINGS } from '../native/structs';
+import { ChatTemplateSettingSchema, TruncationSchema } from '../core/chat-templates';
 import type { ServerConfig } from '../serve/config';
 import { UsageError } from './usage-error';
 
@@ -24,6 +25,9 @@ const ConfigFileSchema = Type.Object(
     runtime: Type.Optional(Type.String()),
     runtimeAbi: Type.Optional(Type.Union(ABI_SETTINGS.map((name) => Type.Literal(name)))),
     model: Type.Optional(Type.String()),
+    chat: Type.Optional(
+      Type.Object({ chat_template: Type.Optional(ChatTemplateSettingSchema), truncation: Type.Optional(TruncationSchema) }, { additionalProperties: false }),
+    ),
     modelsDirs: Type.Optional(Type.Array(Type.String())),
     cacheDir: Type.Optional(Type.String()),
     maxQueue: Type.Optional(Count),

@@ -27,6 +27,8 @@ export interface LoadedModel {
   readonly model: ModelPort;
   readonly domain: number;
   readonly scheduler: Scheduler;
+  /** The RKLLMParam it was loaded with (members left out took the runtime's defaults). */
+  readonly param: PartialParam;
 }
 
 /** Handles destroyed recently, remembered so a late request gets "destroyed", not "unknown". */
@@ -115,7 +117,7 @@ export class ModelRegistry {
       (model): LoadedModel | Promise<never> => {
         this.#loading.delete(handle);
         if (abandonedWith) return this.#discard(model, domain, abandonedWith);
-        const loaded: LoadedModel = { handle, model, domain, scheduler: new Scheduler(model, this.#limits) };
+        const loaded: LoadedModel = { handle, model, domain, scheduler: new Scheduler(model, this.#limits), param };
         this.#loaded.set(handle, loaded);
         this.#destroyed.delete(handle);
         return loaded;

@@ -33,6 +33,7 @@ export const SERVER_ERRORS = {
   FORBIDDEN: { code: -32022, message: 'Refused: the Host or Origin of the request is not allowed' },
   TOO_MANY_MODELS: { code: -32023, message: 'Too many models loaded or loading; destroy one or try again later' },
   RESOURCE_EXHAUSTED: { code: -32024, message: 'The server could not start a thread for this call; try again later' },
+  CONTEXT_LENGTH_EXCEEDED: { code: -32025, message: "The conversation does not fit the model's context" },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;
@@ -71,6 +72,7 @@ const WIRE_BY_CODE: Readonly<Record<RkllmErrorCode, ServerErrorName | 'INVALID_P
   UNAUTHORIZED: 'UNAUTHORIZED',
   ADDRESS_NOT_VERIFIED: 'ADDRESS_NOT_VERIFIED',
   TOO_MANY_STREAMS: 'TOO_MANY_STREAMS',
+  CONTEXT_LENGTH_EXCEEDED: 'CONTEXT_LENGTH_EXCEEDED',
   MODEL_CONTROL_REFUSED: 'MODEL_CONTROL_REFUSED',
   FORBIDDEN: 'FORBIDDEN',
   PROBE_FAILED: 'RUNTIME_ERROR',

@@ -12,6 +12,7 @@ import type { LoadedModel } from '../core/models';
 import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
 import { planChat, planCompletion, splitMessages, type ChatPlan } from './conversation';
 import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError, unauthorized } from './errors';
+import { chatModelView, type ChatModelView, type ChatSettingsSource } from './model-settings';
 import { samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from './generation';
 import {
   chatCompletionRequestCheck,
@@ -129,7 +130,21 @@ class EventStream {
 }
 
 export class OpenAiApi implements OpenAiRoutes {
-  constructor(private readonly core: ServerCore) {}
+  /** `chatSettings`: each model's chat template and truncation settings (absent: guessed template, 'refuse'). */
+  constructor(
+    private readonly core: ServerCore,
+    private readonly chatSettings: ChatSettingsSource = () => ({}),
+  ) {}
+
+  private view(loaded: LoadedModel): ChatModelView {
+    return chatModelView(this.core, loaded, this.chatSettings(loaded));
+  }
+
+  /** The max_new_tokens the runtime applies: 1.3 takes the request's per run; otherwise the model's own. */
+  private runtimeTokenLimit(view: ChatModelView, maxTokens: number | undefined): number {
+    if (maxTokens !== undefined && this.core.runtime.info.abi === '1.3') return maxTokens;
+    return view.maxNewTokens;
+  }
 
   owns(path: string): boolean {
     return path === '/v1' || path.startsWith('/v1/');
@@ -204,7 +219,8 @@ export class OpenAiApi implements OpenAiRoutes {
       throw badRequest('The last message (other than system ones) must be a user or tool message: the model answers it.', 'messages');
     }
     const maxTokens = request.max_completion_tokens ?? request.max_tokens ?? undefined;
-    const plan: ChatPlan = planChat(loaded, turn, samplingInfer(this.core, request, maxTokens));
+    const view = this.view(loaded);
+    const plan: ChatPlan = planChat(loaded, turn, samplingInfer(this.core, request, maxTokens), { view, maxTokens });
     const id = newId('chatcmpl');
     const created = Math.floor(Date.now() / 1000);
     const base = { id, created, model: loaded.handle, system_fingerprint: null };
@@ -222,10 +238,14 @@ export class OpenAiApi implements OpenAiRoutes {
           return;
         }
         reply = this.reply(output, toolsActive);
-        plan.remember(reply.message);
+        plan.remember(reply.message, output.promptTokens);
       },
       stop: stopsOf(request.stop),
       maxTokens,
+      runtimeTokenLimit: this.runtimeTokenLimit(view, maxTokens),
+      contextLength: view.contextLength,
+      truncation: view.settings.truncation ?? 'refuse',
+      contextFull: () => (loaded.model.getKvCacheSize()[0] ?? 0) >= view.contextLength,
       onText:
         request.stream && !toolsActive
           ? (deltas) => events?.sendAll(deltas.map((delta) => ({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: delta }, finish_reason: null }] })))
@@ -271,6 +291,7 @@ export class OpenAiApi implements OpenAiRoutes {
     const loaded = this.model(request.model);
     const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0];
     const maxTokens = request.max_tokens ?? undefined;
+    const view = this.view(loaded);
     const id = newId('cmpl');
     const base = { id, created: Math.floor(Date.now() / 1000), model: loaded.handle, system_fingerprint: null };
     let events: EventStream | undefined;
@@ -278,6 +299,9 @@ export class OpenAiApi implements OpenAiRoutes {
       prepare: planCompletion(loaded, prompt, samplingInfer(this.core, request, maxTokens)),
       stop: stopsOf(request.stop),
       maxTokens,
+      runtimeTokenLimit: this.runtimeTokenLimit(view, maxTokens),
+      contextLength: view.contextLength,
+      truncation: 'refuse',
       onText: request.stream
         ? (deltas) => events?.sendAll(deltas.map((delta) => ({ ...base, object: 'text_completion', choices: [{ index: 0, text: delta, finish_reason: null, logprobs: null }] })))
         : undefined,

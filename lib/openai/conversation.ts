@@ -12,30 +12,29 @@
 // All of this happens in the job's prepare step, when the request reaches the model: queued
 // requests on the same model must see the cache as the run before them left it.
 
+import { applyChatTemplate, chatTemplatePreset, renderConversation, resolveChatTemplate, type ChatTemplate, type TemplateTurn } from '../core/chat-templates';
+import { contextLengthExceeded, fitConversation, tokenEstimatorOf } from '../core/context-budget';
+import type { LoadedModel } from '../core/models';
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
-import type { LoadedModel } from '../core/models';
+import type { ChatModelView } from './model-settings';
 import type { ChatMessage, FunctionTool } from './schemas';
 
 /** rkllm_set_function_tools' tool_response_str: the tag a tool's answer is wrapped in (Qwen's). */
 const TOOL_RESPONSE_TAG = 'tool_response';
 
 /**
- * The chat template set when a request has a system message. RKLLM's system prompt is the
- * templated system text, so the server has to pick a template to put it in: ChatML, which the
- * Qwen models RKLLM ships for use. Without a system message the model's own template is left
- * alone.
+ * The template of a model that has none by setting or name, once a request brings a system
+ * message: RKLLM's system prompt is templated text, so some template has to hold it. ChatML, the
+ * template of the Qwen models RKLLM is mostly used with. Until then the model's own template (the
+ * one its .rkllm file carries) is left alone.
  */
-export const CHATML = {
-  system: (text: string) => `<|im_start|>system\n${text}<|im_end|>\n`,
-  prefix: '<|im_start|>user\n',
-  postfix: '<|im_end|>\n<|im_start|>assistant\n',
-};
+const FALLBACK = chatTemplatePreset('chatml');
 
 /** What the server last did to one model through the /v1 routes. */
 interface ModelMemory {
-  /** The system text last given to rkllm_set_chat_template; undefined: never set from here. */
-  systemText: string | undefined;
+  /** The three strings last given to rkllm_set_chat_template, joined; undefined: never set from here. */
+  template: string | undefined;
   /** The tools JSON last given to rkllm_set_function_tools; undefined: never set from here. */
   toolsJson: string | undefined;
   /** The normalised messages the KV cache holds, ending with the reply; undefined: nothing reusable. */
@@ -49,7 +48,7 @@ const memories = new WeakMap<LoadedModel, ModelMemory>();
 function memoryOf(loaded: LoadedModel): ModelMemory {
   let memory = memories.get(loaded);
   if (!memory) {
-    memory = { systemText: undefined, toolsJson: undefined, conversation: undefined, cacheSize: 0 };
+    memory = { template: undefined, toolsJson: undefined, conversation: undefined, cacheSize: 0 };
     memories.set(loaded, memory);
   }
   return memory;
@@ -88,74 +87,130 @@ export function splitMessages(messages: ChatMessage[], tools: FunctionTool[] | n
   };
 }
 
-/** The earlier turns of a conversation that does not continue the cached one, as plain text. */
-function transcript(earlier: ChatMessage[]): string {
-  return earlier
-    .map((message) => {
-      const calls = (message.tool_calls ?? []).map((call) => ` [called ${call.function.name}(${call.function.arguments})]`).join('');
-      return `${message.role}: ${textOf(message.content)}${calls}`;
-    })
-    .join('\n');
+function callsText(message: ChatMessage): string {
+  // The form the tool-call parser reads back (Qwen's), so a model sees its own calls as it wrote them.
+  return (message.tool_calls ?? [])
+    .map((call) => `\n<tool_call>\n{"name": ${JSON.stringify(call.function.name)}, "arguments": ${call.function.arguments}}\n</tool_call>`)
+    .join('');
 }
 
-function inputFor(message: ChatMessage, earlier: ChatMessage[]): RKLLMInput {
-  const text = textOf(message.content);
-  // The runtime takes one input per run; earlier turns it has not seen go in front as a transcript.
-  const prompt = earlier.length > 0 ? `${transcript(earlier)}\n${message.role}: ${text}` : text;
-  return { input_type: 0, role: message.role === 'tool' ? 'tool' : 'user', prompt_input: prompt };
+function turnOf(message: ChatMessage): TemplateTurn {
+  const role = message.role === 'assistant' ? 'assistant' : message.role === 'tool' ? 'tool' : 'user';
+  return { role, text: textOf(message.content) + callsText(message) };
+}
+
+function inputFor(template: ChatTemplate, messages: ChatMessage[]): RKLLMInput {
+  const last = messages[messages.length - 1];
+  // The runtime takes one input per run; earlier turns it has not seen go in front, in the template's marks.
+  const prompt = renderConversation(template, messages.map(turnOf), TOOL_RESPONSE_TAG);
+  return { input_type: 0, role: last.role === 'tool' ? 'tool' : 'user', prompt_input: prompt };
+}
+
+/** The template a chat on this model uses: its setting, its name, else ChatML once there is a system text. */
+function templateFor(view: ChatModelView, memory: ModelMemory, systemText: string | undefined): ChatTemplate | undefined {
+  const resolved = resolveChatTemplate(view.settings.chat_template, view.name);
+  if (resolved) return resolved;
+  return systemText !== undefined || memory.template !== undefined ? FALLBACK : undefined;
 }
 
 export interface ChatPlan {
   /** The job's prepare step: model state set, cache kept or cleared, the input chosen. */
   prepare(): Promise<{ input: RKLLMInput; infer: PartialInferParam }>;
   /** After a run that finished unaltered: the cache now holds this conversation plus `reply`. */
-  remember(reply: Pick<ChatMessage, 'role' | 'content' | 'tool_calls'>): void;
+  remember(reply: Pick<ChatMessage, 'role' | 'content' | 'tool_calls'>, promptTokens: number): void;
   /** After a run that failed, was cut or cancelled: the cache holds nothing reusable. */
   forget(): void;
   /** Whether prepare found the request extending the cached conversation. */
   readonly reused: boolean;
 }
 
-export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInferParam): ChatPlan {
+export interface ChatLimits {
+  view: ChatModelView;
+  /** The request's max_completion_tokens or max_tokens. */
+  maxTokens: number | undefined;
+}
+
+/**
+ * Tokens kept free for the answer when deciding whether a prompt fits. Refusing, as OpenAI does:
+ * what the request asked for, else nothing (an answer that meets the context ends with "length").
+ * Dropping old turns: the answer's limit, at most half the context, so the next turns do not
+ * have to drop again at once.
+ */
+function answerReserve(limits: ChatLimits, truncation: 'refuse' | 'drop_oldest'): number {
+  const context = limits.view.contextLength;
+  if (truncation === 'refuse') return limits.maxTokens ?? 0;
+  const limit = limits.maxTokens ?? (limits.view.maxNewTokens > 0 ? limits.view.maxNewTokens : context);
+  return Math.min(limit, Math.floor(context / 2));
+}
+
+export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInferParam, limits: ChatLimits): ChatPlan {
   const memory = memoryOf(loaded);
   const model = loaded.model;
   const normalised = turn.history.map(normalise);
+  const truncation = limits.view.settings.truncation ?? 'refuse';
+  const contextLength = limits.view.contextLength;
+  const reserve = answerReserve(limits, truncation);
   let reused = false;
+  /** What the run prefills, for learning the model's bytes per token once it has run. */
+  let prefilled = '';
   return {
     get reused() {
       return reused;
     },
     async prepare() {
       let stateChanged = false;
-      // A system prompt set earlier from here is withdrawn when a request has none.
-      const systemText = turn.systemText ?? (memory.systemText !== undefined ? '' : undefined);
-      if (systemText !== undefined && systemText !== memory.systemText) {
-        await model.setChatTemplate(systemText === '' ? '' : CHATML.system(systemText), CHATML.prefix, CHATML.postfix);
-        memory.systemText = systemText;
-        stateChanged = true;
+      const template = templateFor(limits.view, memory, turn.systemText);
+      const systemPrompt = template ? template.systemPrompt(turn.systemText) : '';
+      if (template) {
+        const strings = JSON.stringify([systemPrompt, template.prefix, template.postfix]);
+        if (strings !== memory.template) {
+          await applyChatTemplate(model, template, turn.systemText);
+          memory.template = strings;
+          stateChanged = true;
+        }
       }
       // Tools set earlier from here are withdrawn with an empty list (the C API has no unset).
       const toolsJson = turn.toolsJson ?? (memory.toolsJson !== undefined ? '[]' : undefined);
       if (toolsJson !== undefined && toolsJson !== memory.toolsJson) {
-        await model.setFunctionTools(systemText ? CHATML.system(systemText) : '', toolsJson, TOOL_RESPONSE_TAG);
+        await model.setFunctionTools(systemPrompt, toolsJson, TOOL_RESPONSE_TAG);
         memory.toolsJson = toolsJson;
         stateChanged = true;
       }
+      const wrap = (text: string) => (template ? template.prefix + text + template.postfix : text);
       const known = memory.conversation;
       const cacheSize = model.getKvCacheSize()[0] ?? 0;
-      reused =
+      const last = turn.history[turn.history.length - 1];
+      const continues =
         !stateChanged &&
         known !== undefined &&
         cacheSize === memory.cacheSize &&
         normalised.length === known.length + 1 &&
         known.every((entry, index) => entry === normalised[index]);
       memory.conversation = undefined;
-      const last = turn.history[turn.history.length - 1];
-      if (reused) return { input: inputFor(last, []), infer: { ...infer, keep_history: 1 } };
+      const estimator = tokenEstimatorOf(loaded);
+      if (continues) {
+        const input = inputFor(template ?? FALLBACK, [last]);
+        const text = wrap(input.prompt_input ?? '');
+        // The cache's size is exact; only the new turn is estimated.
+        if (cacheSize + estimator.estimate(text) + reserve <= contextLength) {
+          reused = true;
+          prefilled = text;
+          return { input, infer: { ...infer, keep_history: 1 } };
+        }
+        // The cache is too full for this turn: refused below, or started again from fewer turns.
+      }
+      const systemTokens = estimator.estimate(systemPrompt + (turn.toolsJson ?? ''));
+      const cost = (kept: readonly ChatMessage[]) => systemTokens + estimator.estimate(wrap(inputFor(template ?? FALLBACK, [...kept]).prompt_input ?? ''));
+      const fit = fitConversation(turn.history, cost, contextLength, reserve, truncation);
+      if (!fit.fits) throw contextLengthExceeded({ contextLength, promptTokens: fit.promptTokens, reserve, truncation, estimated: true });
       if (cacheSize > 0) await model.clearKvCache(false);
-      return { input: inputFor(last, turn.history.slice(0, -1)), infer: { ...infer, keep_history: 1 } };
+      const input = inputFor(template ?? FALLBACK, fit.kept);
+      // Into an empty cache the runtime prefills the system turn (and the tools, when set) first.
+      prefilled = systemPrompt + (turn.toolsJson ?? '') + wrap(input.prompt_input ?? '');
+      return { input, infer: { ...infer, keep_history: 1 } };
     },
-    remember(reply) {
+    remember(reply, promptTokens) {
+      tokenEstimatorOf(loaded).learn(prefilled, promptTokens);
       memory.conversation = [...normalised, normalise(reply)];
       memory.cacheSize = model.getKvCacheSize()[0] ?? 0;
     },

@@ -2,6 +2,7 @@
 // goes with it. Every failure on the /v1 routes becomes one of these before it is written, so a
 // client SDK sees the class of error it expects (BadRequestError, NotFoundError, ...).
 
+import { overflowOf, type ContextOverflow } from '../core/context-budget';
 import { RkllmError, type RkllmErrorCode } from '../errors';
 
 export interface OpenAiErrorBody {
@@ -41,6 +42,20 @@ export function modelNotFound(model: string, loaded: string[]): OpenAiError {
   return new OpenAiError(404, 'invalid_request_error', `The model '${model}' does not exist (${known}).`, 'model', 'model_not_found');
 }
 
+/** OpenAI's 400 for a conversation the model's context cannot hold, with the numbers and what to change. */
+export function contextLengthExceededError(overflow: ContextOverflow): OpenAiError {
+  const { contextLength, promptTokens, reserve } = overflow;
+  const asked =
+    promptTokens === undefined
+      ? 'your messages do not fit it'
+      : `your messages come to ${overflow.estimated ? 'about ' : ''}${promptTokens} tokens${reserve > 0 ? ` and ${reserve} are asked for the completion` : ''}`;
+  const remedy =
+    overflow.truncation === 'refuse'
+      ? "Shorten the conversation, raise the model's max_context_len (--ctx-size), or set the model's truncation to 'drop_oldest' to drop the oldest turns."
+      : "Even the last message alone does not fit: shorten it, or raise the model's max_context_len (--ctx-size).";
+  return new OpenAiError(400, 'invalid_request_error', `This model's maximum context length is ${contextLength} tokens. However, ${asked}. ${remedy}`, 'messages', 'context_length_exceeded');
+}
+
 export function notFound(message: string): OpenAiError {
   return new OpenAiError(404, 'invalid_request_error', message, null, 'not_found');
 }
@@ -76,6 +91,7 @@ const HTTP_BY_CODE: Partial<Readonly<Record<RkllmErrorCode, HttpMapping>>> = {
 export function toOpenAiError(error: unknown): OpenAiError {
   if (error instanceof OpenAiError) return error;
   if (error instanceof RkllmError) {
+    if (error.code === 'CONTEXT_LENGTH_EXCEEDED') return contextLengthExceededError(overflowOf(error));
     const mapped = HTTP_BY_CODE[error.code] ?? SERVER_FAULT;
     const message = error.code === 'INTERNAL' ? 'Internal error.' : error.message;
     return new OpenAiError(mapped.status, mapped.type, message, error.field ?? null, mapped.code);

@@ -8,6 +8,7 @@ import type { LoadedModel } from '../core/models';
 import type { RKLLMInput, SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
+import { contextLengthExceeded, isContextOverflow } from '../core/context-budget';
 import { StopMatcher } from './stop';
 
 export type FinishReason = 'stop' | 'length';
@@ -28,6 +29,13 @@ export interface GenerationSpec {
   stop: string[];
   /** Enforced here as well as passed to the runtime: the 1.2 ABI has no per-run max_new_tokens. */
   maxTokens: number | undefined;
+  /** The max_new_tokens the runtime applies to this run (<= 0: none): an answer that long was cut, not ended. */
+  runtimeTokenLimit: number;
+  /** max_context_len of the model, for the error when the runtime refuses a prompt too long for it. */
+  contextLength: number;
+  truncation: 'refuse' | 'drop_oldest';
+  /** After a run that ended by itself: whether the KV cache is full (the runtime stopped at the context). */
+  contextFull?(): boolean;
   /** Text as it can be released (stop sequences held back), one delta per token of a runtime batch; not called after the end. */
   onText?(deltas: readonly string[]): void;
   /**
@@ -109,21 +117,40 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
     if (cutReason) job.finishEarly({ text, token_count: tokens, state: 2, perf: NO_PERF });
   };
 
+  /** Text held back as the possible start of a stop sequence, released: the answer ended without one. */
+  const flushHeldBack = (): void => {
+    const rest: string[] = [];
+    take(matcher.flush(), rest);
+    if (rest.length > 0) spec.onText?.(rest);
+  };
+
   const onSettled = (outcome: JobOutcome): void => {
+    if (outcome.kind === 'failed' && isContextOverflow(outcome.error)) {
+      if (tokens > 0) {
+        // The answer met the context: what came so far is the answer, cut by the limit.
+        flushHeldBack();
+        const output: GenerationOutput = { text, finishReason: 'length', promptTokens: 0, completionTokens: tokens, cut: true };
+        spec.onSettled?.(output);
+        resolveDone(output);
+        return;
+      }
+      spec.onSettled?.(undefined);
+      const overflow = { contextLength: spec.contextLength, promptTokens: undefined, reserve: 0, truncation: spec.truncation, estimated: false };
+      rejectDone(contextLengthExceeded(overflow));
+      return;
+    }
     if (outcome.kind !== 'finished') {
       spec.onSettled?.(undefined);
       rejectDone(outcome.error);
       return;
     }
-    if (cutReason === undefined) {
-      const rest: string[] = [];
-      take(matcher.flush(), rest);
-      if (rest.length > 0) spec.onText?.(rest);
-    }
+    if (cutReason === undefined) flushHeldBack();
     const budgetUsed = spec.maxTokens !== undefined && tokens >= spec.maxTokens;
+    const limitReached = spec.runtimeTokenLimit > 0 && outcome.result.token_count >= spec.runtimeTokenLimit;
+    const length = budgetUsed || limitReached || (cutReason === undefined && spec.contextFull?.() === true);
     const output: GenerationOutput = {
       text,
-      finishReason: cutReason ?? (budgetUsed ? 'length' : 'stop'),
+      finishReason: cutReason ?? (length ? 'length' : 'stop'),
       promptTokens: outcome.result.perf.prefill_tokens,
       completionTokens: cutReason ? tokens : outcome.result.token_count,
       cut: cutReason !== undefined,

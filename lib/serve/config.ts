@@ -5,6 +5,7 @@
 import type { CoreSettings } from '../core/core';
 import type { ModelControlPolicy } from '../core/model-control';
 import type { AbiSetting } from '../native/binding';
+import type { ChatModelSettings } from '../openai/model-settings';
 import type { TransportName } from '../rpc/connection';
 import type { TransportConfig } from '../transports/manager';
 
@@ -18,6 +19,8 @@ export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
   runtimeAbi?: AbiSetting;
   /** Loaded at start-up under the handle "default": a path or 'sim:NAME'. */
   model?: string;
+  /** chat_template and truncation of every model (docs/chat-templates.md), until models have settings of their own. */
+  chat?: ChatModelSettings;
 
   /** The largest message accepted on any transport (a line, datagram, body or frame). */
   maxMessageBytes: number;

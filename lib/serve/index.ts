@@ -5,6 +5,7 @@
 
 import type { Logger } from 'pino';
 import { ApiKey } from '../auth';
+import { applyChatTemplate, resolveChatTemplate } from '../core/chat-templates';
 import { ServerCore } from '../core/core';
 import { RkllmError, isRkllmError } from '../errors';
 import { openRuntime, type Runtime } from '../runtime/runtime';
@@ -54,7 +55,10 @@ export async function createServer(config: ServerConfig, logger: Logger = create
   if (config.model !== undefined) {
     try {
       // The operator's own model is not confined to the models directories.
-      await core.models.load({ model_path: config.model }, 'default');
+      const loaded = await core.models.load({ model_path: config.model }, 'default');
+      // A template set by setting holds for every caller (JSON-RPC runs too), not only for chats.
+      const template = config.chat?.chat_template === undefined ? undefined : resolveChatTemplate(config.chat.chat_template, config.model);
+      if (template) await applyChatTemplate(loaded.model, template, undefined);
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error);
       throw new RkllmError(`Could not load the start-up model '${config.model}': ${detail}`, 'MODEL_INIT_FAILED');

@@ -39,7 +39,7 @@ export class Server implements RkllmServer {
       apiKey: this.apiKey,
       dropProbe: (transport, handle) => probeConnectionDrop(core, this.#dialers, transport, handle),
     });
-    this.openai = new OpenAiApi(core);
+    this.openai = new OpenAiApi(core, () => config.chat ?? {});
   }
 
   handleMessage(connection: Connection, text: string): Promise<void> {

@@ -251,6 +251,18 @@ describe.each(ALL_ABIS)('ABI %s', (abi) => {
       });
     });
 
+    test('sim:echo-prompt answers with the whole templated prompt, the system text only into an empty cache', async () => {
+      await withModel('echo-prompt', async (model) => {
+        expect((await model.run('Hi')).text).toBe('Hi');
+        await model.setChatTemplate('[S]', '[U]', '[/U][A]');
+        expect((await model.run('Hi', { keep_history: 1 })).text).toBe('[S][U]Hi[/U][A]');
+        expect((await model.run('And you?', { keep_history: 1 })).text).toBe('[U]And you?[/U][A]');
+        // Echo comes first: no count, no tool answer.
+        await model.clearKvCache(false);
+        expect((await model.run({ input_type: RKLLMInputType.RKLLM_INPUT_PROMPT, role: 'tool', prompt_input: 'count to 3' })).text).toBe('[S][U]count to 3[/U][A]');
+      });
+    });
+
     test('setFunctionTools: a prompt naming a tool answers with <tool_call>; a tool response is answered', async () => {
       await withModel('instant', async (model) => {
         const tools = [
