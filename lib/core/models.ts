@@ -11,6 +11,7 @@
 import { RkllmError, invalidArgument } from '../errors';
 import type { PartialParam } from '../runtime/param';
 import type { EndReason } from './job';
+import type { ResolvedModelSettings } from './model-settings';
 import type { ModelPort, RuntimePort } from './model-port';
 import { Scheduler, type SchedulerLimits } from './scheduler';
 
@@ -26,6 +27,8 @@ export interface LoadedModel {
   readonly model: ModelPort;
   readonly domain: number;
   readonly scheduler: Scheduler;
+  /** The settings it was loaded with when it came from the catalog (lib/core/model-settings.ts); undefined for rkllm_init's. */
+  readonly settings?: ResolvedModelSettings;
 }
 
 /** Handles destroyed recently, remembered so a late request gets "destroyed", not "unknown". */
@@ -82,7 +85,7 @@ export class ModelRegistry {
   }
 
   /** rkllm_init. `param` was checked against the schema and its paths confined by the caller. */
-  load(param: PartialParam, requestedHandle?: string): Promise<LoadedModel> {
+  load(param: PartialParam, requestedHandle?: string, settings?: ResolvedModelSettings): Promise<LoadedModel> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     const refused = this.#admissionError();
     if (refused) return Promise.reject(refused);
@@ -113,7 +116,7 @@ export class ModelRegistry {
       (model): LoadedModel | Promise<never> => {
         this.#loading.delete(handle);
         if (abandonedWith) return this.#discard(model, domain, abandonedWith);
-        const loaded: LoadedModel = { handle, model, domain, scheduler: new Scheduler(model, this.#limits) };
+        const loaded: LoadedModel = { handle, model, domain, scheduler: new Scheduler(model, this.#limits), settings };
         this.#loaded.set(handle, loaded);
         this.#destroyed.delete(handle);
         return loaded;

@@ -4,6 +4,7 @@
 
 import type { CoreSettings } from '../core/core';
 import type { ModelControlPolicy } from '../core/model-control';
+import type { ModelEntry } from '../core/model-settings';
 import type { AbiName } from '../native/binding';
 import type { TransportName } from '../rpc/connection';
 import type { TransportConfig } from '../transports/manager';
@@ -15,8 +16,8 @@ export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
   /** Path to librkllmrt, 'sim' for the emulated runtime, or undefined for the loader's search. */
   runtime?: string;
   runtimeAbi?: AbiName;
-  /** Loaded at start-up under the handle "default": a path or 'sim:NAME'. */
-  model?: string;
+  /** Loaded at start-up under the handle "default": a path or 'sim:NAME', or its settings (lib/core/model-settings.ts). */
+  model?: string | ModelEntry;
 
   /** The largest message accepted on any transport (a line, datagram, body or frame). */
   maxMessageBytes: number;
@@ -73,6 +74,8 @@ export function defaultConfig(): ServerConfig {
   const host = '127.0.0.1';
   return {
     modelsDirs: [],
+    models: [],
+    modelDefaults: {},
     maxQueue: 64,
     maxLoadedModels: 8,
     maxLoadingModels: 4,

@@ -46,14 +46,15 @@ export async function createServer(config: ServerConfig, logger: Logger = create
   const server = new Server(core, config, logger);
   logger.info({ runtime: runtime.info.path, abi: runtime.info.abi, emulated: runtime.info.emulated, model_control: modelControl }, 'runtime opened');
   if (config.model !== undefined) {
+    const given = typeof config.model === 'string' ? { path: config.model } : config.model;
+    const entry = core.catalog.setStartup(given);
     try {
       // The operator's own model is not confined to the models directories.
-      await core.models.load({ model_path: config.model }, 'default');
+      await core.residency.loadStartup(entry);
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error);
-      throw new RkllmError(`Could not load the start-up model '${config.model}': ${detail}`, 'MODEL_INIT_FAILED');
+      throw new RkllmError(`Could not load the start-up model '${given.path}': ${detail}`, 'MODEL_INIT_FAILED');
     }
-    logger.info({ handle: 'default', model: config.model }, 'model loaded');
   }
   return server;
 }
