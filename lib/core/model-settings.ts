@@ -131,6 +131,7 @@ export function checkSettings<T extends TSchema>(schema: T, value: unknown, wher
     const known = Object.keys((first.schema.properties ?? {}) as Record<string, unknown>);
     throw invalidArgument(field, `is not a model setting; the settings are: ${known.join(', ')}`);
   }
+  if (first?.type === ValueErrorType.ObjectRequiredProperty) throw invalidArgument(field, 'is required');
   throw invalidArgument(field, first === undefined ? 'is not valid' : `${first.message.toLowerCase()}, found ${JSON.stringify(first.value)}`);
 }
 
