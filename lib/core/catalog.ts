@@ -30,6 +30,8 @@ import {
 export const STARTUP_HANDLE = 'default';
 /** A listing older than this is read again. */
 const RESCAN_MS = 2000;
+/** Readings of the directories start at most this often. */
+const MIN_RESCAN_MS = 100;
 /** How deep under a models directory .rkllm files are looked for. */
 const MAX_DEPTH = 4;
 /** Files looked at per directory tree, so a huge tree cannot stall a listing. */
@@ -81,8 +83,9 @@ export class Catalog {
   #configured: CatalogEntry[];
   #sim: CatalogEntry[];
   #scanned: CatalogEntry[] = [];
+  /** When the last finished reading of the directories started. */
   #scannedAt = 0;
-  #scan: Promise<void> | undefined;
+  #scan: { readonly startedAt: number; readonly done: Promise<void> } | undefined;
   /** Sidecars and names already warned about, so a rescan does not repeat the warning. */
   readonly #warned = new Set<string>();
 
@@ -123,7 +126,7 @@ export class Catalog {
 
   /** Every entry, in precedence order, each name given once. */
   async entries(): Promise<CatalogEntry[]> {
-    if (Date.now() - this.#scannedAt > RESCAN_MS) await this.#rescan();
+    if (Date.now() - this.#scannedAt > RESCAN_MS) await this.#rescan(Date.now());
     return this.#merge();
   }
 
@@ -131,7 +134,7 @@ export class Catalog {
   async find(name: string): Promise<CatalogEntry | undefined> {
     const known = this.#merge().find((entry) => entry.names.includes(name));
     if (known) return known;
-    await this.#rescan();
+    await this.#rescan(Date.now());
     return this.#merge().find((entry) => entry.names.includes(name));
   }
 
@@ -144,8 +147,14 @@ export class Catalog {
     const merged: CatalogEntry[] = [];
     const candidates = [...(this.#startup ? [this.#startup] : []), ...this.#configured, ...this.#scanned, ...this.#sim];
     for (const entry of candidates) {
-      if (merged.some((earlier) => sameFile(earlier.modelPath, entry.modelPath))) continue;
       const free = entry.names.filter((name) => !taken.has(name));
+      const same = merged.findIndex((earlier) => sameFile(earlier.modelPath, entry.modelPath));
+      if (same !== -1) {
+        // One file, one model: the earlier entry answers to the later one's names as well.
+        for (const name of free) taken.add(name);
+        if (free.length > 0) merged[same] = { ...merged[same], names: [...merged[same].names, ...free] };
+        continue;
+      }
       if (!free.includes(entry.name)) {
         this.#warnOnce(`name:${entry.name}:${entry.modelPath}`, { model: entry.file, name: entry.name }, 'a model name is taken by an earlier catalog entry; this one is left out');
         continue;
@@ -156,12 +165,37 @@ export class Catalog {
     return merged;
   }
 
-  #rescan(): Promise<void> {
-    this.#scan ??= this.#readDirectories().finally(() => {
-      this.#scan = undefined;
-      this.#scannedAt = Date.now();
-    });
-    return this.#scan;
+  /**
+   * Resolves once a reading of the directories that started at `since` or later has finished.
+   * Readings are shared and at most one starts per MIN_RESCAN_MS, so a flood of unknown names
+   * costs a few directory walks a second, not one each.
+   */
+  async #rescan(since: number): Promise<void> {
+    for (;;) {
+      if (this.#scannedAt >= since) return;
+      const current = this.#scan;
+      if (current) {
+        await current.done;
+        if (current.startedAt >= since) return;
+        continue;
+      }
+      const wait = this.#scannedAt + MIN_RESCAN_MS - Date.now();
+      if (wait > 0) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        continue;
+      }
+      const startedAt = Date.now();
+      const scan = {
+        startedAt,
+        done: this.#readDirectories().finally(() => {
+          this.#scan = undefined;
+          this.#scannedAt = startedAt;
+        }),
+      };
+      this.#scan = scan;
+      await scan.done;
+      return;
+    }
   }
 
   async #readDirectories(): Promise<void> {

@@ -156,6 +156,9 @@ describe('a models directory', () => {
     fs.writeFileSync(path.join(dir, 'family', 'beta-2b-w8a8.json'), JSON.stringify({ max_context_len: 2048, aliases: ['beta'], keep_alive: '60s' }));
     // Not a model: only .rkllm files are.
     fs.writeFileSync(path.join(dir, 'notes.txt'), 'not a model');
+    // A sidecar with a mistake leaves its model out, rather than loading it with other settings.
+    writeModel(dir, 'broken.rkllm');
+    fs.writeFileSync(path.join(dir, 'broken.json'), JSON.stringify({ max_ctx: 2048 }));
     harness = await startOpenAiServer({
       model: 'none',
       args: ['--runtime-abi', '1.3', '--models-dir', dir, '--max-loaded-models', '1', '--keep-alive', '60s'],
@@ -179,6 +182,12 @@ describe('a models directory', () => {
       ['alpha-1b-instruct-w8a8', 60_000],
       ['beta-2b-w8a8', 60_000],
     ]);
+  });
+
+  it('leaves out a model whose sidecar has a mistake, and logs where it is', async () => {
+    expect((await listModels(harness.rpc)).map((model) => model.name)).not.toContain('broken');
+    const warning = harness.server.logs.find((log) => log.msg === 'a model settings file is not valid; its model is left out');
+    expect(warning).toMatchObject({ sidecar: path.join(dir, 'broken.json'), err: expect.stringContaining('broken.json.max_ctx is not a model setting') });
   });
 
   it('answers a wrong name with 404 listing the names', async () => {
@@ -284,7 +293,7 @@ describe('a config file with two models', () => {
       const models = await harness.openai.models.list();
       expect(models.data).toEqual([
         expect.objectContaining({ id: 'alpha', aliases: ['a', 'first'], context_length: 1024, loaded: false }),
-        expect.objectContaining({ id: 'quick', aliases: ['q'], context_length: 2048, loaded: false }),
+        expect.objectContaining({ id: 'quick', aliases: ['q', 'sim:instant'], context_length: 2048, loaded: false }),
       ]);
       // max_new_tokens 3 from alpha's settings: "1, 2" is three tokens.
       const first = await ask(harness.openai, 'first', 'count to 9');
@@ -300,6 +309,9 @@ describe('a config file with two models', () => {
         ]),
       );
       expect(await kvCacheSize(harness.rpc, 'quick')).toBeGreaterThan(0);
+      // The bundled sim:instant is the file 'quick' serves: the same model, not a second copy.
+      expect((await ask(harness.openai, 'sim:instant', 'count to 2')).model).toBe('quick');
+      expect((await loadedNames(harness.rpc)).sort()).toEqual(['alpha', 'quick']);
     } finally {
       await harness.rpc.close();
       await harness.server.stop();
