@@ -59,7 +59,7 @@ export class Residency {
   }
 
   /** The model a request names, loaded now if it is not (UNKNOWN_HANDLE listing the names when the catalog has none by that name). */
-  async acquire(name: string): Promise<LoadedModel> {
+  async acquire(name: string, signal?: AbortSignal): Promise<LoadedModel> {
     const entry = await this.#catalog.find(name);
     if (!entry) {
       // A model a client loaded with rkllm_init is named by its handle.
@@ -70,7 +70,7 @@ export class Residency {
         facts: { handle: name, models: names },
       });
     }
-    const loaded = await this.#residentFor(entry);
+    const loaded = await this.#residentWithRetry(entry, signal);
     this.#touch(loaded);
     // A request that fails before it submits a run must not keep the model forever: the timer is
     // armed once this turn is over unless a run has been submitted by then.
@@ -155,13 +155,26 @@ export class Residency {
     return resident?.loaded === loaded ? resident : undefined;
   }
 
-  #residentFor(entry: CatalogEntry): Promise<LoadedModel> {
+  /** A load this request joined, given up because the request that started it went away, is started again for this one. */
+  async #residentWithRetry(entry: CatalogEntry, signal: AbortSignal | undefined): Promise<LoadedModel> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#residentFor(entry, signal);
+      } catch (error) {
+        const givenUpForAnother = error instanceof RkllmError && error.code === 'REQUEST_CANCELLED' && signal?.aborted !== true;
+        if (!givenUpForAnother || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  /** `signal`: the asker went away; a load still waiting for room gives up (one under way goes on: others may want it). */
+  #residentFor(entry: CatalogEntry, signal?: AbortSignal): Promise<LoadedModel> {
     const existing = this.#residents.get(entry.handle);
     if (existing?.loaded && this.#isRegistered(existing.loaded)) return Promise.resolve(existing.loaded);
     if (existing?.loading) return existing.loading;
     const resident: Resident = { entry, loaded: undefined, loading: undefined, active: 0, lastUsed: Date.now(), timer: undefined };
     this.#residents.set(entry.handle, resident);
-    resident.loading = this.#load(resident).then(
+    resident.loading = this.#load(resident, signal).then(
       (loaded) => {
         resident.loaded = loaded;
         resident.loading = undefined;
@@ -176,9 +189,9 @@ export class Residency {
     return resident.loading;
   }
 
-  async #load(resident: Resident): Promise<LoadedModel> {
+  async #load(resident: Resident, signal: AbortSignal | undefined): Promise<LoadedModel> {
     const { entry } = resident;
-    await this.#claimRoom(entry);
+    await this.#claimRoom(entry, signal);
     const started = Date.now();
     const pending = this.#registry.load(paramOf(entry.settings, entry.modelPath), entry.handle, entry.settings);
     // The registry counts it as loading from here on (or has refused it already).
@@ -217,10 +230,11 @@ export class Residency {
   }
 
   /** Resolves holding one slot (this.#claimed), unloading the least recently used idle model if it must. */
-  async #claimRoom(entry: CatalogEntry): Promise<void> {
+  async #claimRoom(entry: CatalogEntry, signal: AbortSignal | undefined): Promise<void> {
     const deadline = Date.now() + (this.#limits.roomWaitMs ?? ROOM_WAIT_MS);
     for (;;) {
       if (this.#closed) throw new RkllmError('the server is shutting down; the model was not loaded', 'SHUTTING_DOWN');
+      if (signal?.aborted) throw new RkllmError(`the request went away while '${entry.name}' waited for room to load`, 'REQUEST_CANCELLED');
       if (!this.#full()) {
         this.#claimed += 1;
         return;

@@ -217,7 +217,10 @@ export class OpenAiApi implements OpenAiRoutes {
 
   /** The model a request names, loaded first when it is a catalog model that is not (lib/core/residency.ts). */
   private withModel(response: http.ServerResponse, name: string, use: (loaded: LoadedModel) => void): void {
-    this.core.residency.acquire(name).then(
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort();
+    response.once('close', onClose);
+    this.core.residency.acquire(name, gone.signal).finally(() => response.off('close', onClose)).then(
       (loaded) => {
         if (response.destroyed) return;
         try {

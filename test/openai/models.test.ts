@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import OpenAI from 'openai';
-import { HttpClient, countTo, makeTempDir, runCli, stopAllServers, waitUntil, withTimeout } from '../integration/client';
+import { HttpClient, countTo, makeTempDir, runCli, sleep, stopAllServers, waitUntil, withTimeout } from '../integration/client';
 import { kvCacheSize, startOpenAiServer, type OpenAiServer } from './helpers';
 
 jest.setTimeout(120_000);
@@ -219,6 +219,20 @@ describe('a models directory', () => {
     expect(first.choices[0].finish_reason).toBe('stop');
     expect(second.choices[0].message.content).toBe(countTo(3));
     expect(await loadedNames(harness.rpc)).toEqual(['beta-2b-w8a8']);
+  });
+
+  it('gives up a load that waits for room when its client goes away', async () => {
+    const slow = ask(harness.openai, 'alpha-1b-instruct-w8a8', 'count to 15');
+    await waitUntil('alpha running', async () => (await harness.rpc.request('rkllm_is_running', { handle: 'alpha-1b-instruct-w8a8' })).result?.running === true, 10_000, 10);
+    const controller = new AbortController();
+    const gone = harness.openai.chat.completions.create({ model: 'beta', messages: [{ role: 'user', content: 'hi' }] }, { signal: controller.signal }).catch((caught: unknown) => caught);
+    await sleep(100);
+    controller.abort();
+    expect(await gone).toBeInstanceOf(OpenAI.APIUserAbortError);
+    expect((await slow).choices[0].message.content).toBe(countTo(15));
+    // Had the load gone on, beta would have taken alpha's slot once alpha was idle.
+    await sleep(300);
+    expect(await loadedNames(harness.rpc)).toEqual(['alpha-1b-instruct-w8a8']);
   });
 
   it('finds a file copied in while the server runs', async () => {
