@@ -1,13 +1,16 @@
 // The --config file: JSON with the keys of ServerConfig (see lib/serve/config.ts), any subset of
-// them. `transports` may name a subset of transports and of their fields. Unknown keys and wrong
-// types are errors that name the key, so a typo never silently falls back to a default.
+// them. `transports` may name a subset of transports and of their fields. `model` is the start-up
+// model (a path, or an object of model settings, lib/core/model-settings.ts), or a list of models
+// loaded on demand. Unknown keys and wrong types are errors that name the key, so a typo never
+// silently falls back to a default.
 
 import * as fs from 'fs';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 import { ABI_SETTINGS } from '../native/structs';
-import { ChatTemplateSettingSchema, TruncationSchema } from '../core/chat-templates';
+import { isRkllmError } from '../errors';
+import { ModelEntrySchema, checkSettings, type ModelEntry } from '../core/model-settings';
 import type { ServerConfig } from '../serve/config';
 import { UsageError } from './usage-error';
 
@@ -24,10 +27,8 @@ const ConfigFileSchema = Type.Object(
   {
     runtime: Type.Optional(Type.String()),
     runtimeAbi: Type.Optional(Type.Union(ABI_SETTINGS.map((name) => Type.Literal(name)))),
-    model: Type.Optional(Type.String()),
-    chat: Type.Optional(
-      Type.Object({ chat_template: Type.Optional(ChatTemplateSettingSchema), truncation: Type.Optional(TruncationSchema) }, { additionalProperties: false }),
-    ),
+    // Checked on its own (checkModel), so a mistake inside a model's settings is named exactly.
+    model: Type.Optional(Type.Unknown()),
     modelsDirs: Type.Optional(Type.Array(Type.String())),
     cacheDir: Type.Optional(Type.String()),
     maxQueue: Type.Optional(Count),
@@ -76,7 +77,11 @@ const ConfigFileSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export type ConfigFile = Static<typeof ConfigFileSchema> & { logLevel?: ServerConfig['logLevel'] };
+export type ConfigFile = Omit<Static<typeof ConfigFileSchema>, 'model'> & {
+  logLevel?: ServerConfig['logLevel'];
+  /** A start-up model, or (a list) the models loaded on demand. */
+  model?: string | ModelEntry | (string | ModelEntry)[];
+};
 
 export function readConfigFile(file: string): ConfigFile {
   let text: string;
@@ -95,7 +100,11 @@ export function readConfigFile(file: string): ConfigFile {
 }
 
 export function checkConfigFile(value: unknown, file: string): ConfigFile {
-  if (Value.Check(ConfigFileSchema, value)) return value as ConfigFile;
+  if (Value.Check(ConfigFileSchema, value)) {
+    const model = (value as { model?: unknown }).model;
+    if (model !== undefined) checkModel(model, file);
+    return value as ConfigFile;
+  }
   const first = Value.Errors(ConfigFileSchema, value).First();
   if (first === undefined) throw new UsageError(`--config ${file}: not a valid configuration`);
   const where = first.path === '' ? 'the file' : first.path.slice(1).replace(/\//g, '.');
@@ -105,6 +114,23 @@ export function checkConfigFile(value: unknown, file: string): ConfigFile {
     throw new UsageError(`--config ${file}: unknown setting '${where}'; the settings there are: ${known.join(', ')}`);
   }
   throw new UsageError(`--config ${file}: ${where}: expected ${describeSchema(first.schema)}, found ${JSON.stringify(first.value)}`);
+}
+
+function checkModel(model: unknown, file: string): void {
+  const checkOne = (entry: unknown, where: string): void => {
+    if (typeof entry === 'string') {
+      if (entry === '') throw new UsageError(`--config ${file}: ${where}: expected a model path, found ""`);
+      return;
+    }
+    try {
+      checkSettings(ModelEntrySchema, entry, where);
+    } catch (error) {
+      if (isRkllmError(error, 'INVALID_ARGUMENT')) throw new UsageError(`--config ${file}: ${error.message}`);
+      throw error;
+    }
+  };
+  if (Array.isArray(model)) model.forEach((entry, index) => checkOne(entry, `model[${index}]`));
+  else checkOne(model, 'model');
 }
 
 function describeSchema(schema: TSchema): string {

@@ -7,6 +7,8 @@ import { TRANSPORT_NAMES, type TransportName } from '../rpc/connection';
 import { ABI_SETTINGS } from '../native/structs';
 import { SIM_RUNTIME } from '../runtime/emulated';
 import { DEFAULT_PORTS, defaultConfig, type ServerConfig } from '../serve/config';
+import { DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_NEW_TOKENS, type ModelEntry, type ModelSettings } from '../core/model-settings';
+import { CHAT_TEMPLATE_PRESET_NAMES } from '../core/chat-templates';
 import { readConfigFile, type ConfigFile } from './config-file';
 import { UsageError } from './usage-error';
 
@@ -79,6 +81,34 @@ function commandLine(args: readonly string[], version: string) {
       group: 'Runtime and model:',
       describe: 'directory clients may keep prompt caches in',
       defaultDescription: 'none',
+      requiresArg: true,
+    })
+    .option('ctx-size', numberModelOption('context length in tokens (max_context_len), at most what the model was converted with', String(DEFAULT_CONTEXT_LENGTH)))
+    .option('max-new-tokens', numberModelOption('tokens one answer may take', String(DEFAULT_MAX_NEW_TOKENS)))
+    .option('temp', numberModelOption('sampling temperature', "the runtime's (0.8)"))
+    .option('top-k', numberModelOption('sampling: keep the k likeliest tokens', "the runtime's (40)"))
+    .option('top-p', numberModelOption('sampling: nucleus probability', "the runtime's (0.9)"))
+    .option('repeat-penalty', numberModelOption('penalty on repeated tokens', "the runtime's (1.1)"))
+    .option('presence-penalty', numberModelOption('penalty on any token seen so far', "the runtime's (0)"))
+    .option('frequency-penalty', numberModelOption("penalty growing with a token's count", "the runtime's (0)"))
+    .option('n-keep', numberModelOption('tokens kept when the runtime shifts the context', "the runtime's (0)"))
+    .option('cpu-mask', stringModelOption('CPUs the runtime may use (0xF0: the big cores of an RK3588/RK3576)', "the runtime's"))
+    .option('embed-flash', { type: 'boolean', group: 'Model settings:', describe: 'keep the embedding table in flash, not memory' })
+    .option('chat-template', stringModelOption(`chat template preset (${CHAT_TEMPLATE_PRESET_NAMES.join(', ')})`, 'guessed from the model name'))
+    .option('truncation', stringModelOption("a chat longer than the context: 'refuse' or 'drop_oldest'", 'refuse (OpenAI API)'))
+    .option('keep-alive', stringModelOption('how long a model loaded on demand stays after its last request: seconds, 30s, 5m, 1h; 0 = unload at once, -1 = never', '5m; the start-up model: -1'))
+    .option('alias', {
+      type: 'string',
+      array: true,
+      group: 'Model settings:',
+      describe: 'further name of the start-up model (repeatable; the first is the name /v1/models lists)',
+      requiresArg: true,
+    })
+    .option('lora', {
+      type: 'string',
+      array: true,
+      group: 'Model settings:',
+      describe: "LoRA adapter loaded with the start-up model (repeatable; named from its file)",
       requiresArg: true,
     })
     .option('host', {
@@ -197,6 +227,14 @@ function commandLine(args: readonly string[], version: string) {
     });
 }
 
+function numberModelOption(describe: string, defaultDescription: string) {
+  return { type: 'number' as const, group: 'Model settings:', describe, defaultDescription, requiresArg: true };
+}
+
+function stringModelOption(describe: string, defaultDescription: string) {
+  return { type: 'string' as const, group: 'Model settings:', describe, defaultDescription, requiresArg: true };
+}
+
 function portOption(what: string, port: number) {
   return {
     type: 'number' as const,
@@ -229,14 +267,17 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
   const config = defaultConfig();
 
   // The file over the defaults.
-  const { transports: fileTransports, ...fileTop } = file;
+  const { transports: fileTransports, model: fileModel, ...fileTop } = file;
   Object.assign(config, fileTop);
+  const asEntry = (model: string | ModelEntry): ModelEntry => (typeof model === 'string' ? { path: model } : model);
+  if (Array.isArray(fileModel)) config.models = fileModel.map(asEntry);
+  else if (fileModel !== undefined) config.model = asEntry(fileModel);
   for (const name of TRANSPORT_NAMES) Object.assign(config.transports[name], fileTransports?.[name] ?? {});
 
   // The command line over both.
   config.runtime = flags.runtime ?? config.runtime;
   if (flags['runtime-abi'] !== undefined) config.runtimeAbi = oneOf('--runtime-abi', flags['runtime-abi'], ABIS, 'unknown ABI');
-  config.model = flags.model ?? config.model;
+  if (flags.model !== undefined) config.model = flags.model;
   config.modelsDirs = flags['models-dir']?.map(String) ?? config.modelsDirs;
   config.cacheDir = flags['cache-dir'] ?? config.cacheDir;
   if (flags.host !== undefined) {
@@ -285,14 +326,74 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
   config.apiKey = apiKey === undefined || apiKey === '' ? undefined : apiKey;
   if (flags['log-level'] !== undefined) config.logLevel = oneOf('--log-level', flags['log-level'], LOG_LEVELS, 'unknown level');
 
-  // What the model setting means once everything is known.
-  if (config.model === NO_MODEL || config.model === '') config.model = undefined;
-  else if (config.model === undefined && config.runtime === SIM_RUNTIME) config.model = DEFAULT_SIM_MODEL;
+  // What the model setting means once everything is known. A list of models in the file is the
+  // catalog: no sim model is added beside it.
+  const modelPath = typeof config.model === 'string' ? config.model : config.model?.path;
+  if (modelPath === NO_MODEL || modelPath === '') config.model = undefined;
+  else if (config.model === undefined && config.runtime === SIM_RUNTIME && config.models.length === 0) config.model = DEFAULT_SIM_MODEL;
+  config.modelDefaults = modelFlags(flags);
+  const startupOnly = startupFlags(flags);
+  if (startupOnly) {
+    if (config.model === undefined) throw new UsageError(`--${startupOnly.flag} applies to the start-up model, and there is none (--model)`);
+    const entry: ModelEntry = typeof config.model === 'string' ? { path: config.model } : { ...config.model };
+    if (startupOnly.aliases) entry.aliases = [...(entry.aliases ?? []), ...startupOnly.aliases];
+    if (startupOnly.lora) entry.lora = [...(entry.lora ?? []), ...startupOnly.lora.map((file) => ({ path: file }))];
+    config.model = entry;
+  }
 
   if (!TRANSPORT_NAMES.some((name) => config.transports[name].enabled)) {
     throw new UsageError('every transport is disabled; leave at least one of stdio, TCP, UDP, HTTP and WebSocket on');
   }
   return config;
+}
+
+/** The model flags that are settings of every model (the start-up model's over its file settings, the others' under their own). */
+function modelFlags(flags: Flags): ModelSettings {
+  const settings: ModelSettings = {};
+  const set = <K extends keyof ModelSettings>(key: K, value: ModelSettings[K] | undefined): void => {
+    if (value !== undefined) settings[key] = value;
+  };
+  set('max_context_len', integerFlag(flags, 'ctx-size', 1));
+  set('max_new_tokens', integerFlag(flags, 'max-new-tokens', 1));
+  set('temperature', numberFlag(flags, 'temp'));
+  set('top_k', integerFlag(flags, 'top-k', 0));
+  set('top_p', numberFlag(flags, 'top-p'));
+  set('repeat_penalty', numberFlag(flags, 'repeat-penalty'));
+  set('presence_penalty', numberFlag(flags, 'presence-penalty'));
+  set('frequency_penalty', numberFlag(flags, 'frequency-penalty'));
+  set('n_keep', integerFlag(flags, 'n-keep', 0));
+  const mask = flags['cpu-mask'];
+  if (mask !== undefined) {
+    const value = /^0[xX][0-9a-fA-F]{1,2}$/.test(mask) ? Number.parseInt(mask.slice(2), 16) : /^[0-9]+$/.test(mask) ? Number(mask) : NaN;
+    if (!(value >= 1 && value <= 255)) throw new UsageError(`--cpu-mask must be a CPU mask from 0x01 to 0xFF (0xF0: CPU4-CPU7, the big cores of an RK3588), found '${mask}'`);
+    settings.enabled_cpus_mask = value;
+  }
+  if (flags['embed-flash'] !== undefined) settings.embed_flash = flags['embed-flash'];
+  if (flags['chat-template'] !== undefined) {
+    settings.chat_template = oneOf('--chat-template', flags['chat-template'], CHAT_TEMPLATE_PRESET_NAMES, 'unknown preset');
+  }
+  if (flags.truncation !== undefined) settings.truncation = oneOf('--truncation', flags.truncation, ['refuse', 'drop_oldest'] as const, 'unknown policy');
+  const keepAlive = flags['keep-alive'];
+  if (keepAlive !== undefined) {
+    if (!/^-?[0-9]+(\.[0-9]+)?(ms|s|m|h)?$/.test(keepAlive)) throw new UsageError(`--keep-alive must be seconds or a duration (30s, 5m, 1h; 0 = unload at once, -1 = never), found '${keepAlive}'`);
+    settings.keep_alive = keepAlive;
+  }
+  return settings;
+}
+
+/** --alias and --lora: of the start-up model only. */
+function startupFlags(flags: Flags): { flag: string; aliases?: string[]; lora?: string[] } | undefined {
+  const aliases = listFlag(flags.alias);
+  const lora = flags.lora?.map(String);
+  if (aliases === undefined && lora === undefined) return undefined;
+  return { flag: aliases !== undefined ? 'alias' : 'lora', aliases, lora };
+}
+
+function numberFlag(flags: Flags, flag: string): number | undefined {
+  const value = flags[flag] as number | undefined;
+  if (value === undefined) return undefined;
+  if (!Number.isFinite(value)) throw new UsageError(`--${flag} must be a number`);
+  return value;
 }
 
 function integerFlag(flags: Flags, flag: string, min: number): number | undefined {

@@ -7,7 +7,7 @@
 // The presets and the exact text each produces are in docs/chat-templates.md; the front ends
 // (OpenAI, JSON-RPC, Ollama) and model loading share them through this module.
 
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { invalidArgument } from '../errors';
 import type { ModelPort } from './model-port';
 
@@ -31,35 +31,35 @@ export interface ChatTemplatePreset {
   readonly dropsReasoning: boolean;
 }
 
-/** A template of the operator's own, in rkllm_set_chat_template's terms. */
-export interface CustomChatTemplate {
-  /**
-   * The system turn. `{system}` in it stands for the request's system text; without `{system}`
-   * it is a fixed system prompt that requests cannot replace.
-   */
-  system_prompt: string;
-  prompt_prefix: string;
-  prompt_postfix: string;
-}
-
 export const CHAT_TEMPLATE_PRESET_NAMES = ['chatml', 'llama3', 'gemma', 'phi3', 'deepseek-r1', 'minicpm'] as const;
 export type ChatTemplatePresetName = (typeof CHAT_TEMPLATE_PRESET_NAMES)[number];
 
+/** A template of the operator's own, in rkllm_set_chat_template's terms. */
+export const CustomChatTemplateSchema = Type.Object(
+  {
+    system_prompt: Type.String({
+      description:
+        'The system turn; {system} in it stands for the request\'s system text, and without {system} it is a fixed system prompt requests cannot replace',
+    }),
+    prompt_prefix: Type.String({ description: 'Text before each user turn' }),
+    prompt_postfix: Type.String({ description: 'Text after each user turn (opens the assistant turn)' }),
+  },
+  { additionalProperties: false },
+);
+export type CustomChatTemplate = Static<typeof CustomChatTemplateSchema>;
+
 /** The `chat_template` setting of a model: a preset's name, or a custom template. */
+export const ChatTemplateSettingSchema = Type.Union(
+  [...CHAT_TEMPLATE_PRESET_NAMES.map((name) => Type.Literal(name)), CustomChatTemplateSchema],
+  { description: `A preset (${CHAT_TEMPLATE_PRESET_NAMES.join(', ')}) or the three strings of rkllm_set_chat_template; default: guessed from the model name` },
+);
 export type ChatTemplateSetting = ChatTemplatePresetName | CustomChatTemplate;
 
 /** The `truncation` setting of a model: what a front end does with a conversation the context cannot hold. */
-export type Truncation = 'refuse' | 'drop_oldest';
-
-/** The settings' schemas, for whatever reads model settings (config file, sidecar files). */
-export const ChatTemplateSettingSchema = Type.Union([
-  ...CHAT_TEMPLATE_PRESET_NAMES.map((name) => Type.Literal(name)),
-  Type.Object(
-    { system_prompt: Type.String(), prompt_prefix: Type.String(), prompt_postfix: Type.String() },
-    { additionalProperties: false },
-  ),
-]);
-export const TruncationSchema = Type.Union([Type.Literal('refuse'), Type.Literal('drop_oldest')]);
+export const TruncationSchema = Type.Union([Type.Literal('refuse'), Type.Literal('drop_oldest')], {
+  description: "A chat longer than the context: 'refuse' it, or 'drop_oldest' turns (the system prompt stays)",
+});
+export type Truncation = Static<typeof TruncationSchema>;
 
 const marks = (open: string, close: string): TurnMarks => ({ open, close });
 

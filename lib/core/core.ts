@@ -7,11 +7,14 @@ import { RkllmError } from '../errors';
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
+import { Catalog } from './catalog';
 import type { Job, JobOutcome, JobSpec, RequestId } from './job';
 import { ModelControl, type ModelControlPolicy } from './model-control';
 import type { RuntimePort } from './model-port';
+import type { ModelEntry, ModelSettings } from './model-settings';
 import { ModelRegistry, type LoadedModel } from './models';
 import { PathPolicy } from './paths';
+import { Residency } from './residency';
 import type { WireRunResult } from './run-result';
 import { SessionRegistry, type Session } from './sessions';
 import type { Stream } from './stream';
@@ -50,6 +53,10 @@ export interface CoreSettings {
   modelControl: ModelControlPolicy;
   /** Test hooks: token chunks carry the runtime's callback time. */
   enableTestHooks: boolean;
+  /** The config file's catalog models (lib/core/catalog.ts), loaded on demand. */
+  models: ModelEntry[];
+  /** The command line's model flags: defaults of every catalog model, over the start-up model's own settings. */
+  modelDefaults: ModelSettings;
 }
 
 export interface CoreStats {
@@ -103,6 +110,10 @@ export class ServerCore {
   readonly sessions = new SessionRegistry();
   readonly streams: StreamRegistry;
   readonly control: ModelControl;
+  /** Every model a request may name (lib/core/catalog.ts). */
+  readonly catalog: Catalog;
+  /** Loads catalog models on demand and unloads them after their keep-alive (lib/core/residency.ts). */
+  readonly residency: Residency;
   shuttingDown = false;
   #defaults: ReturnType<RuntimePort['createDefaultParam']> | undefined;
 
@@ -115,6 +126,11 @@ export class ServerCore {
     this.models = new ModelRegistry(runtime, settings);
     this.streams = new StreamRegistry(settings);
     this.control = new ModelControl(settings.modelControl, (client) => this.sessions.isClosed(client));
+    this.catalog = new Catalog(
+      { modelsDirs: settings.modelsDirs, models: settings.models ?? [], modelDefaults: settings.modelDefaults ?? {}, emulated: runtime.info.emulated },
+      logger,
+    );
+    this.residency = new Residency(this.models, this.catalog, logger, { maxLoadedModels: settings.maxLoadedModels });
   }
 
   /** The runtime's own RKLLMParam defaults, asked once (they are constant for its life). */
@@ -161,6 +177,7 @@ export class ServerCore {
     if (session && request.stream !== 'poll') session.holdJob(job);
     this.control.noteRequest(loaded, job, request.stream === 'poll' ? undefined : session?.key);
     if (stream) stream.job = job;
+    this.residency.noteRun(loaded, job);
     const result = job.done.then(resultOf);
     // A streamed run's end also reaches its client through the stream; nobody need await this.
     result.catch(() => undefined);
@@ -210,6 +227,7 @@ export class ServerCore {
    */
   async shutdown(mode: 'cancel' | 'finish', timeoutMs: number): Promise<void> {
     this.shuttingDown = true;
+    this.residency.close();
     const deadline = Date.now() + timeoutMs;
     // Inits in flight are answered now, while their clients can still hear it; their models are
     // destroyed once loaded, if that happens within the deadline (else the addon's exit hook does).

@@ -12,6 +12,7 @@ import { RkllmError, invalidArgument } from '../errors';
 import { ExtendParam, membersIn } from '../native/structs';
 import type { PartialParam } from '../runtime/param';
 import type { EndReason } from './job';
+import type { ResolvedModelSettings } from './model-settings';
 import type { ModelPort, RuntimePort } from './model-port';
 import { Scheduler, type SchedulerLimits } from './scheduler';
 
@@ -29,6 +30,8 @@ export interface LoadedModel {
   readonly scheduler: Scheduler;
   /** The RKLLMParam it was loaded with (members left out took the runtime's defaults). */
   readonly param: PartialParam;
+  /** The settings it was loaded with when it came from the catalog (lib/core/model-settings.ts); undefined for rkllm_init's. */
+  readonly settings?: ResolvedModelSettings;
 }
 
 /** Handles destroyed recently, remembered so a late request gets "destroyed", not "unknown". */
@@ -86,7 +89,7 @@ export class ModelRegistry {
   }
 
   /** rkllm_init. `param` was checked against the schema and its paths confined by the caller. */
-  load(param: PartialParam, requestedHandle?: string): Promise<LoadedModel> {
+  load(param: PartialParam, requestedHandle?: string, settings?: ResolvedModelSettings): Promise<LoadedModel> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     const refused = this.#admissionError();
     if (refused) return Promise.reject(refused);
@@ -117,7 +120,7 @@ export class ModelRegistry {
       (model): LoadedModel | Promise<never> => {
         this.#loading.delete(handle);
         if (abandonedWith) return this.#discard(model, domain, abandonedWith);
-        const loaded: LoadedModel = { handle, model, domain, scheduler: new Scheduler(model, this.#limits), param };
+        const loaded: LoadedModel = { handle, model, domain, scheduler: new Scheduler(model, this.#limits), param, settings };
         this.#loaded.set(handle, loaded);
         this.#destroyed.delete(handle);
         return loaded;

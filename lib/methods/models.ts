@@ -30,12 +30,34 @@ export const modelMethods: MethodEntry[] = [
     }),
     cheap: false,
     handler: async ({ param, handle }, { core, connection }) => {
+      // The same --max-loaded-models as the models loaded on demand: an idle one of those makes room.
+      await core.residency.makeRoomForInit();
       const modelPath = core.paths.modelFile('param.model_path', param.model_path);
       const loaded = await core.models.load({ ...withoutReserved(param), model_path: modelPath } as PartialParam, handle);
       core.control.loadedBy(loaded, connection);
       core.logger.info({ handle: loaded.handle, model: param.model_path, domain: loaded.domain }, 'model loaded');
       return { handle: loaded.handle, base_domain_id: loaded.domain };
     },
+  }),
+  defineMethod({
+    name: 'rkllm_list_models',
+    description:
+      'Extension: every model a request may name (the catalog: the start-up model, the config file\'s models, the .rkllm files under --models-dir, ' +
+      'sim:NAME on the emulated runtime), then the models loaded with rkllm_init; whether each is loaded, and its context length.',
+    params: Type.Object({}),
+    cheap: true,
+    handler: async (_params, { core }) => ({
+      models: (await core.residency.listing()).map((model) => ({
+        name: model.name,
+        aliases: model.aliases,
+        source: model.source,
+        ...(model.file === undefined ? {} : { file: model.file }),
+        loaded: model.loaded,
+        ...(model.handle === undefined ? {} : { handle: model.handle }),
+        ...(model.context_length === undefined ? {} : { context_length: model.context_length }),
+        ...(model.keep_alive_ms === undefined ? {} : { keep_alive_ms: model.keep_alive_ms }),
+      })),
+    }),
   }),
   defineMethod({
     name: 'rkllm_destroy',

@@ -8,7 +8,9 @@ import type * as http from 'http';
 import type { TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import type { ServerCore } from '../core/core';
+import type { ModelListing } from '../core/catalog';
 import type { LoadedModel } from '../core/models';
+import { RkllmError } from '../errors';
 import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
 import { planChat, planCompletion, splitMessages, type ChatPlan } from './conversation';
 import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError, unauthorized } from './errors';
@@ -173,46 +175,88 @@ export class OpenAiApi implements OpenAiRoutes {
     };
     if (path === '/v1/models') {
       expect('GET');
-      writeJson(response, { object: 'list', data: this.core.models.all().map((loaded) => this.describe(loaded)) });
+      this.answer(response, this.listed().then((models) => ({ object: 'list', data: models.map((listing) => this.describe(listing)) })));
       return;
     }
     const model = /^\/v1\/models\/(.+)$/.exec(path);
     if (model) {
       expect('GET');
-      writeJson(response, this.describe(this.model(decodeURIComponent(model[1]))));
+      const name = decodeURIComponent(model[1]);
+      this.answer(response, this.core.residency.listing().then(async (models) => {
+        const found = models.find((listing) => listing.name === name || listing.aliases.includes(name));
+        if (!found) throw modelNotFound(name, (await this.listed()).map((listing) => listing.name));
+        return this.describe(found);
+      }));
       return;
     }
     if (path === '/v1/chat/completions') {
       expect('POST');
-      this.chat(response, readBody<ChatCompletionRequest>(body, chatCompletionRequestCheck));
+      const request = readBody<ChatCompletionRequest>(body, chatCompletionRequestCheck);
+      this.refuseWhileShuttingDown();
+      this.withModel(response, request.model, (loaded) => this.chat(response, request, loaded));
       return;
     }
     if (path === '/v1/completions') {
       expect('POST');
-      this.complete(response, readBody<CompletionRequest>(body, completionRequestCheck));
+      const request = readBody<CompletionRequest>(body, completionRequestCheck);
+      this.refuseWhileShuttingDown();
+      this.withModel(response, request.model, (loaded) => this.complete(response, request, loaded));
       return;
     }
     throw notFound(`No route ${method} ${path}; served: GET /v1/models, POST /v1/chat/completions, POST /v1/completions.`);
   }
 
-  private describe(loaded: LoadedModel): Record<string, unknown> {
-    return { id: loaded.handle, object: 'model', created: 0, owned_by: 'rkllm-serve' };
+  /**
+   * What /v1/models lists: the catalog and rkllm_init's models. The emulated runtime's bundled
+   * sim:NAME models are left out until loaded (several are test fixtures that fail on purpose);
+   * they can still be named.
+   */
+  private async listed(): Promise<ModelListing[]> {
+    return (await this.core.residency.listing()).filter((listing) => listing.source !== 'sim' || listing.loaded);
   }
 
-  /** The model is the handle a JSON-RPC client would name. */
-  private model(name: string): LoadedModel {
-    const loaded = this.core.models.all().find((candidate) => candidate.handle === name);
-    if (!loaded) throw modelNotFound(name, this.core.models.all().map((candidate) => candidate.handle));
-    return loaded;
+  private describe(listing: ModelListing): Record<string, unknown> {
+    const extra: Record<string, unknown> = { loaded: listing.loaded };
+    if (listing.context_length !== undefined) extra.context_length = listing.context_length;
+    if (listing.aliases.length > 0) extra.aliases = listing.aliases;
+    return { id: listing.name, object: 'model', created: 0, owned_by: 'rkllm-serve', ...extra };
+  }
+
+  /** A JSON answer computed asynchronously, or its error in OpenAI's shape. */
+  private answer(response: http.ServerResponse, body: Promise<unknown>): void {
+    body.then(
+      (value) => writeJson(response, value),
+      (error: unknown) => writeOpenAiError(response, toOpenAiError(error)),
+    );
+  }
+
+  /** The model a request names, loaded first when it is a catalog model that is not (lib/core/residency.ts). */
+  private withModel(response: http.ServerResponse, name: string, use: (loaded: LoadedModel) => void): void {
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort();
+    response.once('close', onClose);
+    this.core.residency.acquire(name, gone.signal).finally(() => response.off('close', onClose)).then(
+      (loaded) => {
+        if (response.destroyed) return;
+        try {
+          this.refuseWhileShuttingDown();
+          use(loaded);
+        } catch (error) {
+          writeOpenAiError(response, toOpenAiError(error));
+        }
+      },
+      (error: unknown) => {
+        const names = error instanceof RkllmError && error.code === 'UNKNOWN_HANDLE' ? error.facts?.models : undefined;
+        writeOpenAiError(response, Array.isArray(names) ? modelNotFound(name, names as string[]) : toOpenAiError(error));
+      },
+    );
   }
 
   private refuseWhileShuttingDown(): void {
     this.core.checkAccepting();
   }
 
-  private chat(response: http.ServerResponse, request: ChatCompletionRequest): void {
-    this.refuseWhileShuttingDown();
-    const loaded = this.model(request.model);
+  private chat(response: http.ServerResponse, request: ChatCompletionRequest, loaded: LoadedModel): void {
     const turn = splitMessages(request.messages, request.tools, request.tool_choice);
     const last = turn.history[turn.history.length - 1];
     if (!last || (last.role !== 'user' && last.role !== 'tool')) {
@@ -286,9 +330,7 @@ export class OpenAiApi implements OpenAiRoutes {
     return { message: { role: 'assistant', content: output.text, tool_calls: undefined }, finishReason: output.finishReason };
   }
 
-  private complete(response: http.ServerResponse, request: CompletionRequest): void {
-    this.refuseWhileShuttingDown();
-    const loaded = this.model(request.model);
+  private complete(response: http.ServerResponse, request: CompletionRequest, loaded: LoadedModel): void {
     const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0];
     const maxTokens = request.max_tokens ?? undefined;
     const view = this.view(loaded);

@@ -37,8 +37,8 @@ export function unauthorized(): OpenAiError {
   return new OpenAiError(401, 'invalid_request_error', 'Missing or incorrect API key: send it as "Authorization: Bearer <key>".', null, 'invalid_api_key');
 }
 
-export function modelNotFound(model: string, loaded: string[]): OpenAiError {
-  const known = loaded.length > 0 ? `loaded: ${loaded.join(', ')}` : 'no model is loaded';
+export function modelNotFound(model: string, names: string[]): OpenAiError {
+  const known = names.length > 0 ? `the models are: ${names.join(', ')}` : 'no model is served';
   return new OpenAiError(404, 'invalid_request_error', `The model '${model}' does not exist (${known}).`, 'model', 'model_not_found');
 }
 
@@ -75,6 +75,7 @@ const HTTP_BY_CODE: Partial<Readonly<Record<RkllmErrorCode, HttpMapping>>> = {
   QUEUE_FULL: { status: 429, type: 'rate_limit_error', code: 'queue_full' },
   SHUTTING_DOWN: { status: 503, type: 'server_error', code: 'shutting_down' },
   RESOURCE_EXHAUSTED: { status: 503, type: 'server_error', code: 'resource_exhausted' },
+  TOO_MANY_MODELS: { status: 503, type: 'server_error', code: 'too_many_models' },
   MODEL_DESTROYED: MODEL_NOT_FOUND,
   UNKNOWN_HANDLE: MODEL_NOT_FOUND,
   NO_MODEL: MODEL_NOT_FOUND,

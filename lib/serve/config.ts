@@ -5,7 +5,7 @@
 import type { CoreSettings } from '../core/core';
 import type { ModelControlPolicy } from '../core/model-control';
 import type { AbiSetting } from '../native/binding';
-import type { ChatModelSettings } from '../openai/model-settings';
+import type { ModelEntry } from '../core/model-settings';
 import type { TransportName } from '../rpc/connection';
 import type { TransportConfig } from '../transports/manager';
 
@@ -17,10 +17,8 @@ export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
   runtime?: string;
   /** The library's ABI or release number ('1.2', '1.3', '1.3.1', '1.2.1', ...); detected when unset. */
   runtimeAbi?: AbiSetting;
-  /** Loaded at start-up under the handle "default": a path or 'sim:NAME'. */
-  model?: string;
-  /** chat_template and truncation of every model (docs/chat-templates.md), until models have settings of their own. */
-  chat?: ChatModelSettings;
+  /** Loaded at start-up under the handle "default": a path or 'sim:NAME', or its settings (lib/core/model-settings.ts). */
+  model?: string | ModelEntry;
 
   /** The largest message accepted on any transport (a line, datagram, body or frame). */
   maxMessageBytes: number;
@@ -77,6 +75,8 @@ export function defaultConfig(): ServerConfig {
   const host = '127.0.0.1';
   return {
     modelsDirs: [],
+    models: [],
+    modelDefaults: {},
     maxQueue: 64,
     maxLoadedModels: 8,
     maxLoadingModels: 4,

@@ -5,7 +5,6 @@
 
 import type { Logger } from 'pino';
 import { ApiKey } from '../auth';
-import { applyChatTemplate, resolveChatTemplate } from '../core/chat-templates';
 import { ServerCore } from '../core/core';
 import { RkllmError, isRkllmError } from '../errors';
 import { openRuntime, type Runtime } from '../runtime/runtime';
@@ -53,17 +52,15 @@ export async function createServer(config: ServerConfig, logger: Logger = create
   // How an ABI '1.3' setting was settled; a warning when the release could not be told.
   if (info.note !== undefined) logger[info.abi === '1.3' && info.release === undefined ? 'warn' : 'info']({ abi: info.abi }, info.note);
   if (config.model !== undefined) {
+    const given = typeof config.model === 'string' ? { path: config.model } : config.model;
+    const entry = core.catalog.setStartup(given);
     try {
       // The operator's own model is not confined to the models directories.
-      const loaded = await core.models.load({ model_path: config.model }, 'default');
-      // A template set by setting holds for every caller (JSON-RPC runs too), not only for chats.
-      const template = config.chat?.chat_template === undefined ? undefined : resolveChatTemplate(config.chat.chat_template, config.model);
-      if (template) await applyChatTemplate(loaded.model, template, undefined);
+      await core.residency.loadStartup(entry);
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error);
-      throw new RkllmError(`Could not load the start-up model '${config.model}': ${detail}`, 'MODEL_INIT_FAILED');
+      throw new RkllmError(`Could not load the start-up model '${given.path}': ${detail}`, 'MODEL_INIT_FAILED');
     }
-    logger.info({ handle: 'default', model: config.model }, 'model loaded');
   }
   return server;
 }

@@ -39,7 +39,11 @@ export class Server implements RkllmServer {
       apiKey: this.apiKey,
       dropProbe: (transport, handle) => probeConnectionDrop(core, this.#dialers, transport, handle),
     });
-    this.openai = new OpenAiApi(core, () => config.chat ?? {});
+    this.openai = new OpenAiApi(core, (loaded) => {
+      // rkllm_init's models have no settings of their own: the defaults of every model hold for them.
+      const settings = loaded.settings ?? config.modelDefaults;
+      return { chat_template: settings.chat_template, truncation: settings.truncation };
+    });
   }
 
   handleMessage(connection: Connection, text: string): Promise<void> {

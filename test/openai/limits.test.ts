@@ -5,7 +5,6 @@
 // 'drop_oldest', has its oldest turns dropped so a long chat goes on.
 
 import * as fs from 'fs';
-import * as path from 'path';
 import OpenAI, { APIError } from 'openai';
 import { countTo, makeTempDir, stopAllServers } from '../integration/client';
 import { kvCacheSize, startOpenAiServer, type OpenAiServer } from './helpers';
@@ -138,9 +137,8 @@ describe("truncation 'drop_oldest'", () => {
 
   beforeAll(async () => {
     dir = makeTempDir('truncation');
-    const config = path.join(dir, 'config.json');
-    fs.writeFileSync(config, JSON.stringify({ chat: { truncation: 'drop_oldest' } }));
-    harness = await startOpenAiServer({ args: ['--runtime-abi', '1.3', '--config', config] });
+    // --truncation is a default of every model, rkllm_init's among them.
+    harness = await startOpenAiServer({ args: ['--runtime-abi', '1.3', '--truncation', 'drop_oldest'] });
     await load(harness, 'small', { max_context_len: 160, max_new_tokens: 40 });
   });
 

@@ -137,8 +137,8 @@ describe('chat templates by setting', () => {
 
   async function serverWith(chatSettings: unknown): Promise<OpenAiServer> {
     const config = path.join(dir, `config-${Date.now()}.json`);
-    fs.writeFileSync(config, JSON.stringify({ chat: chatSettings }));
-    return startOpenAiServer({ model: 'sim:echo-prompt', args: ['--runtime-abi', '1.3', '--config', config] });
+    fs.writeFileSync(config, JSON.stringify({ model: { path: 'sim:echo-prompt', ...(chatSettings as object) } }));
+    return startOpenAiServer({ args: ['--runtime-abi', '1.3', '--config', config] });
   }
 
   it('uses the preset the setting names, whatever the model is called', async () => {
@@ -185,9 +185,9 @@ describe('chat templates by setting', () => {
 
   it('refuses an unknown preset in the config file, naming the setting', async () => {
     const config = path.join(dir, 'bad.json');
-    fs.writeFileSync(config, JSON.stringify({ chat: { chat_template: 'vicuna' } }));
-    const run = await runCli(['--runtime', 'sim', '--model', 'sim:echo-prompt', '--config', config]);
+    fs.writeFileSync(config, JSON.stringify({ model: { path: 'sim:echo-prompt', chat_template: 'vicuna' } }));
+    const run = await runCli(['--runtime', 'sim', '--config', config]);
     expect(run.code).not.toBe(0);
-    expect(run.stderr).toMatch(/chat\.chat_template/);
+    expect(run.stderr).toMatch(/model\.chat_template/);
   });
 });

@@ -62,6 +62,7 @@ describe.each(ABIS)('methods (ABI %s)', (abi) => {
         'rkllm_init',
         'rkllm_is_running',
         'rkllm_list_functions',
+        'rkllm_list_models',
         'rkllm_load_lora',
         'rkllm_load_prompt_cache',
         'rkllm_release_prompt_cache',
