@@ -69,7 +69,11 @@ const settingsMembers = {
   n_batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 255, description: 'Sequences decoded at once' })),
   chat_template: Type.Optional(ChatTemplateSettingSchema),
   thinking: Type.Optional(Type.Boolean({ description: 'Ask reasoning models to think first (RKLLMInput.enable_thinking)' })),
-  tool_call_format: Type.Optional(Type.String({ minLength: 1, description: 'How the model writes a tool call' })),
+  // The one format the OpenAI front end reads today (lib/openai/tool-calls.ts); others are refused
+  // by name rather than accepted and ignored.
+  tool_call_format: Type.Optional(
+    Type.Literal('hermes', { description: 'How the model writes a tool call: "hermes", <tool_call>{"name", "arguments"}</tool_call> (Qwen2.5, Hermes)' }),
+  ),
   truncation: Type.Optional(TruncationSchema),
   keep_alive: Type.Optional(
     Type.Union([Type.Number(), Type.String({ pattern: '^-?[0-9]+(\\.[0-9]+)?(ms|s|m|h)?$' })], {

@@ -289,6 +289,7 @@ export class OpenAiApi implements OpenAiRoutes {
       runtimeTokenLimit: this.runtimeTokenLimit(view, maxTokens),
       contextLength: view.contextLength,
       truncation: view.settings.truncation ?? 'refuse',
+      thinking: view.settings.thinking,
       contextFull: () => (loaded.model.getKvCacheSize()[0] ?? 0) >= view.contextLength,
       onText:
         request.stream && !toolsActive
@@ -344,6 +345,7 @@ export class OpenAiApi implements OpenAiRoutes {
       runtimeTokenLimit: this.runtimeTokenLimit(view, maxTokens),
       contextLength: view.contextLength,
       truncation: 'refuse',
+      thinking: view.settings.thinking,
       onText: request.stream
         ? (deltas) => events?.sendAll(deltas.map((delta) => ({ ...base, object: 'text_completion', choices: [{ index: 0, text: delta, finish_reason: null, logprobs: null }] })))
         : undefined,

@@ -34,6 +34,8 @@ export interface GenerationSpec {
   /** max_context_len of the model, for the error when the runtime refuses a prompt too long for it. */
   contextLength: number;
   truncation: 'refuse' | 'drop_oldest';
+  /** The model's `thinking` setting: every run asks it to think first (RKLLMInput.enable_thinking). */
+  thinking?: boolean;
   /** After a run that ended by itself: whether the KV cache is full (the runtime stopped at the context). */
   contextFull?(): boolean;
   /** Text as it can be released (stop sequences held back), one delta per token of a runtime batch; not called after the end. */
@@ -166,7 +168,7 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
     infer: {},
     session: undefined,
     stream: 'none',
-    prepare: spec.prepare,
+    prepare: spec.thinking ? () => spec.prepare().then(({ input, infer }) => ({ input: { ...input, enable_thinking: true }, infer })) : spec.prepare,
     onChunks,
     onSettled,
   });

@@ -14,6 +14,8 @@ export interface ChatModelSettings {
   chat_template?: ChatTemplateSetting;
   /** Absent: 'refuse', as OpenAI's API does. */
   truncation?: Truncation;
+  /** Ask the model to think first on every run; absent: off. */
+  thinking?: boolean;
 }
 
 /** The settings of a loaded model; absent members take the defaults above. */

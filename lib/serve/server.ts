@@ -42,7 +42,7 @@ export class Server implements RkllmServer {
     this.openai = new OpenAiApi(core, (loaded) => {
       // rkllm_init's models have no settings of their own: the defaults of every model hold for them.
       const settings = loaded.settings ?? config.modelDefaults;
-      return { chat_template: settings.chat_template, truncation: settings.truncation };
+      return { chat_template: settings.chat_template, truncation: settings.truncation, thinking: settings.thinking };
     });
   }
 

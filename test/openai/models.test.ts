@@ -333,6 +333,43 @@ describe('a config file with two models', () => {
     }
   });
 
+  it('thinking: true asks that model, and only that one, to think first', async () => {
+    const dir = makeTempDir('config-thinking');
+    const config = path.join(dir, 'server.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        runtime: 'sim',
+        model: [
+          { path: writeModel(dir, 'thinker.rkllm'), thinking: true },
+          { path: writeModel(dir, 'plain.rkllm') },
+        ],
+      }),
+    );
+    const harness = await startOpenAiServer({ runtime: null, args: ['--config', config] });
+    try {
+      // The emulated runtime opens its answer with a <think> block when enable_thinking is set.
+      const thought = await ask(harness.openai, 'thinker', 'what is a board?');
+      expect(thought.choices[0].message.content).toMatch(/^<think>\n[\s\S]*<\/think>/);
+      const plain = await ask(harness.openai, 'plain', 'what is a board?');
+      expect(plain.choices[0].message.content).not.toContain('<think>');
+    } finally {
+      await harness.rpc.close();
+      await harness.server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a tool-call format the server cannot read, naming the setting', async () => {
+    const dir = makeTempDir('config-tool-format');
+    const config = path.join(dir, 'server.json');
+    fs.writeFileSync(config, JSON.stringify({ runtime: 'sim', model: { path: 'sim:instant', tool_call_format: 'llama3-json' } }));
+    const result = await runCli(['--config', config, '--disable-stdio', '--disable-tcp', '--disable-udp', '--disable-ws']);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('tool_call_format');
+  });
+
   it('names a mistake inside a model of the file', async () => {
     const dir = makeTempDir('config-bad');
     const config = path.join(dir, 'server.json');
