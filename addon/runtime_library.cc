@@ -232,21 +232,30 @@ std::shared_ptr<RuntimeLibrary> RuntimeLibrary::Open(const std::string& path, st
   // Which ABI: the explicit request, then the emulated runtime's marker, then known official
   // builds by blob id, then the release in the version banner (docs/rkllm-abi.md, "Telling the ABI").
   auto marker = reinterpret_cast<rkllm::EmulatedAbiFn>(dlsym(library, rkllm::kEmulatedAbiSymbol));
-  std::optional<Abi> declared = marker != nullptr ? ParseAbiName(marker()) : std::nullopt;
+  // The marker's ABI as a plain value and a flag: GCC 12 warns (-Wmaybe-uninitialized) on an
+  // optional read inside the branches below, though each read is behind the check.
+  Abi declared_abi = Abi::k12;
+  bool has_declared = false;
+  if (marker != nullptr) {
+    if (const std::optional<Abi> parsed = ParseAbiName(marker())) {
+      declared_abi = *parsed;
+      has_declared = true;
+    }
+  }
   info.emulated = marker != nullptr;
   if (request) {
     const std::string asked = request->release.empty() ? AbiName(request->abi) : request->release;
     info.abi_source = "explicit";
-    if (declared) {
-      const bool agrees = request->any_13_release ? *declared != Abi::k12 : *declared == request->abi;
+    if (has_declared) {
+      const bool agrees = request->any_13_release ? declared_abi != Abi::k12 : declared_abi == request->abi;
       if (!agrees) {
-        return refuse("RUNTIME_ABI_MISMATCH", info.path + " is the emulated runtime for ABI " + AbiName(*declared) +
+        return refuse("RUNTIME_ABI_MISMATCH", info.path + " is the emulated runtime for ABI " + AbiName(declared_abi) +
                                                   ", but ABI " + asked + " was asked for.");
       }
-      info.abi = *declared;
+      info.abi = declared_abi;
       info.release = request->release;
-      if (request->any_13_release && *declared != Abi::k13) {
-        info.note = std::string("ABI '1.3' settled as ") + AbiName(*declared) + " by the emulated runtime's marker.";
+      if (request->any_13_release && declared_abi != Abi::k13) {
+        info.note = std::string("ABI '1.3' settled as ") + AbiName(declared_abi) + " by the emulated runtime's marker.";
       }
     } else if (request->any_13_release) {
       // Some 1.3.x: the file may say which.
@@ -271,8 +280,8 @@ std::shared_ptr<RuntimeLibrary> RuntimeLibrary::Open(const std::string& path, st
       info.abi = request->abi;
       info.release = request->release;
     }
-  } else if (declared) {
-    info.abi = *declared;
+  } else if (has_declared) {
+    info.abi = declared_abi;
     info.abi_source = "emulated-marker";
   } else {
     FileIdentity identity = Identify(info.path);
