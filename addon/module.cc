@@ -1,10 +1,12 @@
-// Entry point of the native module: exports setErrorClass and openRuntime (see
+// Entry point of the native module: exports setErrorClass, openRuntime, and for model hosts
+// setParentDeathSignal and exitWithoutTeardown (see
 // lib/native/binding.ts for the shape JavaScript sees).
 #include <napi.h>
 
 #include "addon_data.h"
 #include "errors.h"
 #include "model.h"
+#include "process_guard.h"
 #include "runtime.h"
 
 namespace rkllm_serve {
@@ -25,6 +27,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   data->model_constructor = Napi::Persistent(Model::DefineClass(env));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClassMethod, "setErrorClass"));
   exports.Set("openRuntime", Napi::Function::New(env, OpenRuntime, "openRuntime"));
+  exports.Set("setParentDeathSignal", Napi::Function::New(env, SetParentDeathSignal, "setParentDeathSignal"));
+  exports.Set("exitWithoutTeardown", Napi::Function::New(env, ExitWithoutTeardown, "exitWithoutTeardown"));
   return exports;
 }
 

@@ -23,6 +23,13 @@ struct ModelSpec {
   std::string init_error;
   int64_t error_after_tokens = 0;
   double abort_delay_ms = 0;
+  // Faults that end or freeze the process, as the real library does on bad days; -1 means off
+  // for the token counts, since 0 tokens is a meaningful place to fail.
+  bool crash_in_init = false;          // SIGSEGV inside rkllm_init
+  int64_t crash_after_tokens = -1;     // SIGSEGV where token N+1 would be generated
+  int64_t hang_after_tokens = -1;      // the run never calls back again and never returns
+  int64_t exit_after_tokens = -1;      // the library calls exit(1)
+  bool abort_never_lands = false;      // rkllm_abort blocks forever; the run goes on
 };
 
 // Reads and validates the model file at path. On failure returns false with *error saying why.

@@ -72,7 +72,7 @@ export type NativeRunEvent =
       status: 'finish' | 'error' | 'aborted';
       perf?: Perf;
       /** Set when status is 'error'. */
-      error?: { code: string; message: string; fn?: string; returnCode?: number };
+      error?: { code: string; message: string; fn?: string; returnCode?: number; facts?: Readonly<Record<string, unknown>> };
       time_us: number;
     };
 
@@ -116,4 +116,10 @@ export interface NativeBinding {
   /** dlopen + resolve 15 functions + decide the ABI, off the JS thread. path may be a bare name
    * for the dynamic loader's search. */
   openRuntime(options: { path: string; abi?: AbiName }): Promise<NativeRuntime>;
+  /** Linux prctl(PR_SET_PDEATHSIG, SIGKILL) for this process (a model host: it dies with the
+   * server); returns getppid() once armed. */
+  setParentDeathSignal(): number;
+  /** From now on exit() from any thread (the runtime's included) ends the process at once with
+   * its status, before the teardown registered earlier; a model host calls it once the runtime is open. */
+  exitWithoutTeardown(): void;
 }

@@ -4,14 +4,15 @@
 
 import type { CoreSettings } from '../core/core';
 import type { ModelControlPolicy } from '../core/model-control';
+import { DEFAULT_HOST_SETTINGS, type HostSettings } from '../host/settings';
 import type { AbiName } from '../native/binding';
 import type { TransportName } from '../rpc/connection';
 import type { TransportConfig } from '../transports/manager';
 
 export type { TransportConfig } from '../transports/manager';
 
-/** The core's settings (lib/core/core.ts, documented there) and the rest of the server's. */
-export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
+/** The core's settings (lib/core/core.ts), the model hosts' (lib/host/settings.ts; documented there) and the rest of the server's. */
+export interface ServerConfig extends Omit<CoreSettings, 'modelControl'>, HostSettings {
   /** Path to librkllmrt, 'sim' for the emulated runtime, or undefined for the loader's search. */
   runtime?: string;
   runtimeAbi?: AbiName;
@@ -88,6 +89,7 @@ export function defaultConfig(): ServerConfig {
     modelControl: 'auto',
     shutdownMode: 'cancel',
     shutdownTimeoutMs: 1500,
+    ...DEFAULT_HOST_SETTINGS,
     maxConnections: 1024,
     // Half the default bound: one address never holds every slot, so another (a health probe) gets in.
     maxConnectionsPerAddress: 512,
