@@ -1,5 +1,5 @@
 // Entry point of the native module: exports setErrorClass, openRuntime, and for model hosts
-// setParentDeathSignal and exitWithoutTeardown (see
+// setParentDeathSignal, exitWithoutTeardown and setThreadLimit (see
 // lib/native/binding.ts for the shape JavaScript sees).
 #include <napi.h>
 
@@ -29,6 +29,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("openRuntime", Napi::Function::New(env, OpenRuntime, "openRuntime"));
   exports.Set("setParentDeathSignal", Napi::Function::New(env, SetParentDeathSignal, "setParentDeathSignal"));
   exports.Set("exitWithoutTeardown", Napi::Function::New(env, ExitWithoutTeardown, "exitWithoutTeardown"));
+  exports.Set("setThreadLimit", Napi::Function::New(env, SetThreadLimit, "setThreadLimit"));
   return exports;
 }
 

@@ -1,6 +1,7 @@
 #include "process_guard.h"
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,6 +42,20 @@ Napi::Value ExitWithoutTeardown(const Napi::CallbackInfo& info) {
     Napi::Error::New(info.Env(), "on_exit failed").ThrowAsJavaScriptException();
   }
   return info.Env().Undefined();
+}
+
+Napi::Value SetThreadLimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0) {
+    ThrowInvalidArgument(env, "soft", "must be a number >= 0");
+  }
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NPROC, &limit) != 0) return Napi::Boolean::New(env, false);
+  const double wanted = info[0].As<Napi::Number>().DoubleValue();
+  const rlim_t soft = wanted >= static_cast<double>(limit.rlim_max) ? limit.rlim_max : static_cast<rlim_t>(wanted);
+  if (soft == limit.rlim_cur) return Napi::Boolean::New(env, true);
+  limit.rlim_cur = soft;
+  return Napi::Boolean::New(env, ::setrlimit(RLIMIT_NPROC, &limit) == 0);
 }
 
 }  // namespace rkllm_serve

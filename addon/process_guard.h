@@ -17,4 +17,9 @@ Napi::Value SetParentDeathSignal(const Napi::CallbackInfo& info);
 // instead of tearing Node down under its running main thread.
 Napi::Value ExitWithoutTeardown(const Napi::CallbackInfo& info);
 
+// setThreadLimit(soft): the soft RLIMIT_NPROC of this process (clamped to the hard limit). The
+// server hands its own limit to a host before each call that may start a thread, so a host
+// starts no thread the server itself could not.
+Napi::Value SetThreadLimit(const Napi::CallbackInfo& info);
+
 }  // namespace rkllm_serve

@@ -255,5 +255,6 @@ export class ServerCore {
     await Promise.race([Promise.all([destroyed, abandoned]), timeout]);
     clearTimeout(timer);
     this.streams.clear();
+    await this.runtime.close?.();
   }
 }

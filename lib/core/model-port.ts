@@ -36,4 +36,6 @@ export interface RuntimePort extends Pick<Runtime, 'info' | 'createDefaultParam'
   loadModel(param: PartialParam): Promise<ModelPort>;
   /** A runtime that keeps each model in a host process (lib/host) tells of that host; in-process, absent. */
   hostStatus?(model: ModelPort): HostStatus | undefined;
+  /** What the runtime holds besides its models (a spare host), released at shutdown. */
+  close?(): Promise<void>;
 }

@@ -10,7 +10,7 @@
 // error naming the last failure, until the model is destroyed.
 
 import type { Logger } from 'pino';
-import { RkllmError } from '../errors';
+import { RkllmError, isRkllmError } from '../errors';
 import type { NativeRunEvent, RKLLMCrossAttnParam, RKLLMInput, RKLLMLoraAdapter, RunEventsListener } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { OpenRuntimeOptions } from '../runtime/runtime';
@@ -103,14 +103,27 @@ export class HostModel {
     this.#tag = { model: param.model_path, domain: param.extend_param?.base_domain_id };
   }
 
-  /** Starts a host and loads the model in it; rejects as rkllm_init would (or RUNTIME_FAILED on a crash). */
-  static async load(param: PartialParam, open: OpenRuntimeOptions, settings: HostSettings, logger: Logger): Promise<HostModel> {
+  /**
+   * Loads the model in `spare` (a host whose runtime is open) or in a new host; rejects as
+   * rkllm_init would (or RUNTIME_FAILED on a crash). A host whose rkllm_init failed cleanly is
+   * handed to `giveBack` (it can serve the next load); any other is ended.
+   */
+  static async load(
+    param: PartialParam,
+    open: OpenRuntimeOptions,
+    settings: HostSettings,
+    logger: Logger,
+    spare: HostProcess | undefined,
+    giveBack: (host: HostProcess) => boolean,
+  ): Promise<HostModel> {
     const model = new HostModel(param, open, settings, logger);
     try {
-      await model.#start();
+      await model.#start(spare);
     } catch (error) {
-      // rkllm_init failed cleanly (or the host died): no host is left behind.
-      await model.#host?.end(1000);
+      const host = model.#host;
+      model.#host = undefined;
+      if (host && !host.hasFailed && !host.hasExited && isRkllmError(error) && error.code !== 'INTERNAL' && giveBack(host)) throw error;
+      await host?.end(1000);
       throw error;
     }
     model.#state = 'ready';
@@ -224,13 +237,15 @@ export class HostModel {
     return code;
   }
 
-  /** One host started and the model loaded in it; rejects when either fails. */
-  async #start(): Promise<void> {
+  /** One host started (or the spare taken) and the model loaded in it; rejects when either fails. */
+  async #start(spare?: HostProcess): Promise<void> {
     const ref: { host?: HostProcess } = {};
-    const host = new HostProcess(this.#settings, this.#eventsFor(ref), this.#logger, this.#tag);
+    const events = this.#eventsFor(ref);
+    const host = spare ?? new HostProcess(this.#settings, events, this.#logger, this.#tag);
+    spare?.bind(events, this.#tag);
     ref.host = host;
     this.#host = host;
-    await this.#expect(host.call('open', [this.#open]));
+    if (!spare) await this.#expect(host.call('open', [this.#open]));
     this.#kv = (await this.#expect(host.call('init', [this.#param]))).kv ?? [];
     for (const [method, args] of this.#replayCalls()) await this.#expect(host.call(method, args));
   }

@@ -4,6 +4,7 @@
 // its end when that end was not asked for (a crash, an exit, a hang, a broken stream).
 
 import { spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
 import { promises as fsp } from 'fs';
 import type { Socket } from 'net';
 import type { Logger } from 'pino';
@@ -49,6 +50,23 @@ interface PendingCall {
   reject(error: unknown): void;
 }
 
+/** Calls that may start a thread in the host: they carry the server's thread limit. */
+const THREAD_STARTING: ReadonlySet<HostMethod> = new Set<HostMethod>(['init', 'abort']);
+
+/**
+ * This process's soft RLIMIT_NPROC, read at the moment it is needed (a limit changed from
+ * outside, prlimit --pid, applies at once); undefined when unlimited or unreadable. A procfs
+ * read, answered from the kernel's memory: it never waits on a disk.
+ */
+function ownThreadLimit(): number | undefined {
+  try {
+    const match = /^Max processes\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** After SIGTERM, how long a host has before SIGKILL. */
 const TERM_GRACE_MS = 500;
 /** After the pipe ends or the process exits, how long to wait for the other before reporting. */
@@ -62,13 +80,15 @@ export class HostProcess {
   /** The protocol pipe; missing only when spawning failed before the pipes were made. */
   readonly #channel: Socket | undefined;
   readonly #settings: HostSettings;
-  readonly #events: HostEvents;
+  #events: HostEvents;
   readonly #logger: Logger;
-  readonly #tag: Readonly<Record<string, unknown>>;
+  #tag: Readonly<Record<string, unknown>>;
   readonly #calls = new Map<number, PendingCall>();
   /** Runs sent and not ended: when each was asked to stop, if it was. */
   readonly #runs = new Map<number, { stopAskedAt: number | undefined }>();
   #nextCall = 1;
+  /** The thread limit last handed to the host (undefined until one was). */
+  #sentNproc: number | undefined;
   #lastHeard = Date.now();
   #watchdog: NodeJS.Timeout | undefined;
   #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -106,7 +126,8 @@ export class HostProcess {
     for (const output of [this.#child.stdout, this.#child.stderr]) {
       if (!output) continue;
       (output as Socket).unref();
-      new RuntimeOutput(logger, { ...this.#tag, stream: output === this.#child.stdout ? 'stdout' : 'stderr' }, output);
+      const stream = output === this.#child.stdout ? 'stdout' : 'stderr';
+      new RuntimeOutput(logger, () => ({ ...this.#tag, stream }), output);
     }
     this.#channel = (this.#child.stdio[3] as Socket | null) ?? undefined;
     this.#channel?.unref();
@@ -129,6 +150,12 @@ export class HostProcess {
     this.#watchdog.unref();
   }
 
+  /** Hands the host's events, and the tag of its log lines, to a new owner (a spare host taken for a model, or given back). */
+  bind(events: HostEvents, tag: Readonly<Record<string, unknown>>): void {
+    this.#events = events;
+    this.#tag = { ...tag, host_pid: this.pid };
+  }
+
   /** True once the host was found gone or hung (its failure was reported). */
   get hasFailed(): boolean {
     return this.#failed;
@@ -145,7 +172,8 @@ export class HostProcess {
     this.#noteBusy();
     return new Promise((resolve, reject) => {
       this.#calls.set(id, { method, sentAt: Date.now(), resolve, reject });
-      this.#channel?.write(encodeJson({ type: 'call', id, method, args }));
+      const nproc = THREAD_STARTING.has(method) ? this.#noteNproc(ownThreadLimit()) : undefined;
+      this.#channel?.write(encodeJson(nproc === undefined ? { type: 'call', id, method, args } : { type: 'call', id, method, args, nproc }));
     });
   }
 
@@ -157,7 +185,8 @@ export class HostProcess {
 
   cancelRun(run: number): void {
     this.#noteStop(run);
-    this.#channel?.write(encodeJson({ type: 'cancel', run }));
+    const nproc = this.#noteNproc(ownThreadLimit());
+    this.#channel?.write(encodeJson(nproc === undefined ? { type: 'cancel', run } : { type: 'cancel', run, nproc }));
   }
 
   /** rkllm_abort is on its way: every run now going must end within the abort timeout. */
@@ -236,8 +265,22 @@ export class HostProcess {
     }
   }
 
+  #noteNproc(nproc: number | undefined): number | undefined {
+    if (nproc !== undefined) this.#sentNproc = nproc;
+    return nproc;
+  }
+
   #watch(): void {
     if (this.#failed || this.#ending) return;
+    // A limit handed over and changed since (raised again, say): the host follows, so a native
+    // call that waits for a thread (an abort at the limit) can get one.
+    if (this.#sentNproc !== undefined) {
+      const nproc = ownThreadLimit();
+      if (nproc !== undefined && nproc !== this.#sentNproc) {
+        this.#sentNproc = nproc;
+        this.#channel?.write(encodeJson({ type: 'limits', nproc }));
+      }
+    }
     const now = Date.now();
     const { hostInitTimeoutMs, hostRunTimeoutMs, hostAbortTimeoutMs } = this.#settings;
     for (const call of this.#calls.values()) {

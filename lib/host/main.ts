@@ -99,7 +99,13 @@ async function answer(call: CallMessage): Promise<unknown> {
   }
 }
 
+/** The server's thread limit, applied before what may start a thread (protocol.ts, Nproc). */
+function applyThreadLimit(nproc: number | undefined): void {
+  if (nproc !== undefined) loadNative().setThreadLimit(nproc);
+}
+
 function onCall(call: CallMessage): void {
+  applyThreadLimit(call.nproc);
   answer(call).then(
     (value) => send({ type: 'reply', id: call.id, ok: true, value: value ?? null, kv: kvSizes() }),
     (error: unknown) => send({ type: 'reply', id: call.id, ok: false, error: wireError(error), kv: kvSizes() }),
@@ -140,7 +146,11 @@ const reader = new FrameReader((kind, body) => {
   if (!message) process.exit(2);
   if (message.type === 'call') onCall(message);
   else if (message.type === 'run') onRun(message);
-  else runs.get(message.run)?.cancel();
+  else if (message.type === 'limits') applyThreadLimit(message.nproc);
+  else {
+    applyThreadLimit(message.nproc);
+    runs.get(message.run)?.cancel();
+  }
 });
 
 channel.on('data', (chunk: Buffer) => {

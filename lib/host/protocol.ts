@@ -5,7 +5,7 @@
 //   kind 2 TOKENS  a batch of one run's tokens, binary (encodeTokens): the host writes one frame
 //                  per batch the addon delivered, never one per token
 //
-// Requests go in (call, run, cancel), answers come out (reply, end, tokens). JSON messages are
+// Requests go in (call, run, cancel, limits), answers come out (reply, end, tokens). JSON messages are
 // checked against their schema on arrival; a frame that fails a check ends the host (the stream
 // can no longer be trusted).
 
@@ -39,12 +39,19 @@ export type HostMethod = (typeof HOST_METHODS)[number];
 
 const Json = Type.Unknown();
 
+/**
+ * The server's own soft RLIMIT_NPROC, sent with what may start a thread in the host (init,
+ * abort, cancel): the host applies it first, so it starts no thread the server could not.
+ */
+const Nproc = Type.Optional(Type.Number({ minimum: 0 }));
+
 /** Server to host: one call; answered by exactly one reply with the same id. */
 export const CallMessage = Type.Object({
   type: Type.Literal('call'),
   id: Type.Integer({ minimum: 0 }),
   method: Type.Union(HOST_METHODS.map((name) => Type.Literal(name))),
   args: Type.Array(Json),
+  nproc: Nproc,
 });
 
 /** Server to host: starts a run; its tokens and its end carry the same run number. */
@@ -56,7 +63,10 @@ export const RunMessage = Type.Object({
 });
 
 /** Server to host: stops a run, queued or running (its end follows, 'aborted'). */
-export const CancelMessage = Type.Object({ type: Type.Literal('cancel'), run: Type.Integer({ minimum: 0 }) });
+export const CancelMessage = Type.Object({ type: Type.Literal('cancel'), run: Type.Integer({ minimum: 0 }), nproc: Nproc });
+
+/** Server to host: the server's thread limit changed (prlimit --pid on the server): follow it. */
+export const LimitsMessage = Type.Object({ type: Type.Literal('limits'), nproc: Type.Number({ minimum: 0 }) });
 
 const WireError = Type.Object({
   message: Type.String(),
@@ -102,10 +112,11 @@ export const EndMessage = Type.Object({
 export type CallMessage = Static<typeof CallMessage>;
 export type RunMessage = Static<typeof RunMessage>;
 export type CancelMessage = Static<typeof CancelMessage>;
+export type LimitsMessage = Static<typeof LimitsMessage>;
 export type ReplyMessage = Static<typeof ReplyMessage>;
 export type EndMessage = Static<typeof EndMessage>;
 
-export type ToHost = CallMessage | RunMessage | CancelMessage;
+export type ToHost = CallMessage | RunMessage | CancelMessage | LimitsMessage;
 export type FromHost = ReplyMessage | EndMessage;
 
 function checker<T extends TSchema>(schema: T): (value: unknown) => value is Static<T> {
@@ -113,7 +124,7 @@ function checker<T extends TSchema>(schema: T): (value: unknown) => value is Sta
   return (value): value is Static<T> => compiled.Check(value);
 }
 
-const toHostChecks = { call: checker(CallMessage), run: checker(RunMessage), cancel: checker(CancelMessage) };
+const toHostChecks = { call: checker(CallMessage), run: checker(RunMessage), cancel: checker(CancelMessage), limits: checker(LimitsMessage) };
 const fromHostChecks = { reply: checker(ReplyMessage), end: checker(EndMessage) };
 
 function typeOf(value: unknown): string | undefined {

@@ -16,10 +16,11 @@ function levelOf(line: string): 'error' | 'warn' | 'info' {
 
 export class RuntimeOutput {
   readonly #logger: Logger;
-  readonly #tag: Readonly<Record<string, unknown>>;
+  /** The tag of each line, asked per line: a spare host is tagged with its model once it has one. */
+  readonly #tag: () => Readonly<Record<string, unknown>>;
   #partial = '';
 
-  constructor(logger: Logger, tag: Readonly<Record<string, unknown>>, stream: NodeJS.ReadableStream) {
+  constructor(logger: Logger, tag: () => Readonly<Record<string, unknown>>, stream: NodeJS.ReadableStream) {
     this.#logger = logger;
     this.#tag = tag;
     stream.setEncoding('utf8');
@@ -55,7 +56,7 @@ export class RuntimeOutput {
     if (line === '') return;
     for (let at = 0; at < line.length; at += MAX_LINE_CHARS) {
       const piece = line.slice(at, at + MAX_LINE_CHARS);
-      this.#logger[levelOf(line)](this.#tag, `runtime: ${piece}`);
+      this.#logger[levelOf(line)](this.#tag(), `runtime: ${piece}`);
     }
   }
 }

@@ -122,4 +122,6 @@ export interface NativeBinding {
   /** From now on exit() from any thread (the runtime's included) ends the process at once with
    * its status, before the teardown registered earlier; a model host calls it once the runtime is open. */
   exitWithoutTeardown(): void;
+  /** The soft RLIMIT_NPROC of this process, clamped to its hard limit; false when it could not be set. */
+  setThreadLimit(soft: number): boolean;
 }

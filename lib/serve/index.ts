@@ -4,6 +4,7 @@
 // starts the transports on it (lib/cli). Start-up failures are RkllmErrors whose message is one
 // paragraph the command line can print as it is.
 
+import { promises as fsp } from 'fs';
 import type { Logger } from 'pino';
 import { ApiKey } from '../auth';
 import { ServerCore } from '../core/core';
@@ -42,6 +43,10 @@ async function openConfiguredRuntime(config: ServerConfig, logger: Logger): Prom
 }
 
 export async function createServer(config: ServerConfig, logger: Logger = createLogger(config.logLevel)): Promise<RkllmServer> {
+  // libuv starts its thread pool at its first use and aborts the process when it cannot start a
+  // thread then (a thread limit reached later). The addon's first call used to start it here;
+  // with the runtime in hosts nothing does, so one file operation starts it now.
+  await fsp.stat(__dirname);
   const runtime = await openConfiguredRuntime(config, logger);
   const modelControl = modelControlPolicy(config);
   const core = new ServerCore({ ...config, modelControl }, logger, runtime);

@@ -69,6 +69,22 @@ export function zombieChildren(pid: number): number[] {
   return zombies;
 }
 
+/** Live children of `pid`. */
+export function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === pid && isAlive(Number(entry))) children.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return children;
+}
+
 /** A client that runs "count to 3" on another model in a loop until stopped: it must never fail. */
 export function keepBusy(client: RpcClient, handle: string): { stop(): Promise<{ served: number; failures: unknown[] }> } {
   let stopping = false;

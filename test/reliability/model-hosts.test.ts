@@ -20,7 +20,7 @@ import {
   type StreamOutcome,
   type Transport,
 } from '../integration/client';
-import { RUNTIME_FAILED, hostOf, isAlive, keepBusy, waitRestarted, type HostReport } from './host-helpers';
+import { RUNTIME_FAILED, childrenOf, hostOf, isAlive, keepBusy, waitRestarted, type HostReport } from './host-helpers';
 
 jest.setTimeout(120_000);
 
@@ -256,14 +256,15 @@ describe('model hosts never outlive the server', () => {
     const server = await ServerProcess.start({ model: 'sim:instant' });
     const client = await TcpClient.connect(server.port('tcp'));
     expect((await client.request('rkllm_init', { handle: 'second', param: { model_path: 'sim:slow-abort' } })).error).toBeUndefined();
-    const pids = [(await hostOf(client, 'default')).pid!, (await hostOf(client, 'second')).pid!];
-    // One host mid-run, one idle.
+    const models = [(await hostOf(client, 'default')).pid!, (await hostOf(client, 'second')).pid!];
+    // One host mid-run, one idle, and the spare.
     const running = await startStream(client, 'second');
     running.outcome.catch(() => undefined);
-    expect(pids.every(isAlive)).toBe(true);
+    const pids = await waitUntil('the spare host started', () => (childrenOf(server.pid).length === 3 ? childrenOf(server.pid) : undefined), 5000);
+    expect(pids).toEqual(expect.arrayContaining(models));
     process.kill(server.pid, 'SIGKILL');
     await server.exited;
-    await waitUntil('every host gone', () => pids.every((pid) => !isAlive(pid)), 5000, 20);
+    await waitUntil('every host gone', () => pids!.every((pid) => !isAlive(pid)), 5000, 20);
     await client.close();
   });
 
@@ -271,8 +272,10 @@ describe('model hosts never outlive the server', () => {
     const server = await ServerProcess.start({ model: 'sim:instant' });
     const client = await TcpClient.connect(server.port('tcp'));
     const pid = (await hostOf(client, 'default')).pid!;
+    const pids = await waitUntil('the spare host started', () => (childrenOf(server.pid).length === 2 ? childrenOf(server.pid) : undefined), 5000);
+    expect(pids).toContain(pid);
     await client.close();
     expect((await server.stop()).code).toBe(0);
-    await waitUntil('the host gone', () => !isAlive(pid), 5000, 20);
+    await waitUntil('every host gone', () => pids!.every((child) => !isAlive(child)), 5000, 20);
   });
 });
