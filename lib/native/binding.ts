@@ -72,7 +72,16 @@ export type NativeRunEvent =
       status: 'finish' | 'error' | 'aborted';
       perf?: Perf;
       /** Set when status is 'error'. */
-      error?: { code: string; message: string; fn?: string; returnCode?: number; facts?: Readonly<Record<string, unknown>> };
+      error?: {
+        code: string;
+        message: string;
+        fn?: string;
+        returnCode?: number;
+        /** Set by a model host relaying an argument error or a failure with facts (lib/host). */
+        field?: string;
+        reason?: string;
+        facts?: Readonly<Record<string, unknown>>;
+      };
       time_us: number;
     };
 
