@@ -1,7 +1,7 @@
 // The layering of lib/ that `npm run lint:deps` holds (dependency-cruiser). Layers, from the
 // foundation up; a module may import its own layer and the layers before it, never after:
 //
-//   lib/errors.ts, lib/auth.ts, lib/package-root.ts → lib/native/ → lib/runtime/ → lib/core/ → lib/rpc/ →
+//   lib/errors.ts, lib/auth.ts, lib/package-root.ts → lib/native/ → lib/runtime/ → lib/host/ → lib/core/ → lib/rpc/ →
 //   lib/methods/, lib/openai/ → lib/framing/, lib/transports/ → lib/client/ → lib/serve/ →
 //   lib/cli/ → lib/index.ts
 //
@@ -15,6 +15,7 @@ const auth = '^lib/auth\\.ts$';
 const errors = '^lib/errors\\.ts$';
 const native = '^lib/native/';
 const runtime = '^lib/runtime/';
+const host = '^lib/host/';
 const core = '^lib/core/';
 const rpc = '^lib/rpc/';
 const methods = '^lib/methods/';
@@ -25,7 +26,7 @@ const client = '^lib/client/';
 const serve = '^lib/serve/';
 const cli = '^lib/cli/';
 const index = '^lib/index\\.ts$';
-const everyLayer = [...base, native, runtime, core, rpc, methods, openai, framing, transports, client, serve, cli, index];
+const everyLayer = [...base, native, runtime, host, core, rpc, methods, openai, framing, transports, client, serve, cli, index];
 
 /** A rule that lets modules matching `from` import, inside lib/, only what matches `allowed`. */
 function mayImportOnly(name, comment, from, allowed) {
@@ -72,22 +73,25 @@ module.exports = {
     mayImportOnly('native-imports-only-base', 'lib/native/ imports only errors and package-root.', native, [...base, native]),
     // The library API over the addon.
     mayImportOnly('runtime-imports-down-only', 'lib/runtime/ imports only base and native.', runtime, [...base, native, runtime]),
+    // Model hosts: the child process's entry and the server's side of it (spawn, protocol,
+    // watchdog, restart, the proxy ports). Over the library API; knows nothing of the server.
+    mayImportOnly('host-imports-down-only', 'lib/host/ imports only base, native and runtime.', host, [...base, native, runtime, host]),
     // Models by handle, schedulers, streams: the server's state, with no wire format in it.
-    mayImportOnly('core-imports-down-only', 'lib/core/ imports only base, native and runtime.', core, [...base, native, runtime, core]),
+    mayImportOnly('core-imports-down-only', 'lib/core/ imports only base, native, runtime and host.', core, [...base, native, runtime, host, core]),
     // The JSON-RPC 2.0 engine stands alone, so it can be tested and reused without a model.
     mayImportOnly('rpc-imports-nothing-of-lib', 'lib/rpc/ imports nothing of lib/ outside itself.', rpc, [rpc]),
     // The two front ends over the core: each its own protocol; neither knows the other.
     mayImportOnly(
       'methods-imports-down-only',
-      'lib/methods/ imports base, native, runtime, core and rpc; never lib/openai/.',
+      'lib/methods/ imports base, native, runtime, host, core and rpc; never lib/openai/.',
       methods,
-      [...base, native, runtime, core, rpc, methods],
+      [...base, native, runtime, host, core, rpc, methods],
     ),
     mayImportOnly(
       'openai-imports-down-only',
-      'lib/openai/ imports base, native, runtime, core and rpc; never lib/methods/.',
+      'lib/openai/ imports base, native, runtime, host, core and rpc; never lib/methods/.',
       openai,
-      [...base, native, runtime, core, rpc, openai],
+      [...base, native, runtime, host, core, rpc, openai],
     ),
     // The media carry messages and know no model: they reach the engine through lib/rpc/ only.
     mayImportOnly(
@@ -115,13 +119,13 @@ module.exports = {
       'serve-is-below-cli',
       'lib/serve/ imports any layer before it; never lib/cli/ or lib/index.ts.',
       serve,
-      [...base, native, runtime, core, rpc, methods, openai, framing, transports, client, serve],
+      [...base, native, runtime, host, core, rpc, methods, openai, framing, transports, client, serve],
     ),
     mayImportOnly(
       'cli-is-below-index',
       'lib/cli/ imports any layer before it; never lib/index.ts.',
       cli,
-      [...base, native, runtime, core, rpc, methods, openai, framing, transports, client, serve, cli],
+      [...base, native, runtime, host, core, rpc, methods, openai, framing, transports, client, serve, cli],
     ),
     // lib/index.ts, the package's API, may import anything: no rule for it.
   ],

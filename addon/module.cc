@@ -1,10 +1,12 @@
-// Entry point of the native module: exports setErrorClass, openRuntime and joinCallbackTexts (see
+// Entry point of the native module: exports setErrorClass, openRuntime, joinCallbackTexts, and for
+// model hosts setParentDeathSignal, exitWithoutTeardown and setThreadLimit (see
 // lib/native/binding.ts for the shape JavaScript sees).
 #include <napi.h>
 
 #include "addon_data.h"
 #include "errors.h"
 #include "model.h"
+#include "process_guard.h"
 #include "runtime.h"
 #include "utf8_joiner.h"
 
@@ -63,6 +65,9 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClassMethod, "setErrorClass"));
   exports.Set("openRuntime", Napi::Function::New(env, OpenRuntime, "openRuntime"));
   exports.Set("joinCallbackTexts", Napi::Function::New(env, JoinCallbackTexts, "joinCallbackTexts"));
+  exports.Set("setParentDeathSignal", Napi::Function::New(env, SetParentDeathSignal, "setParentDeathSignal"));
+  exports.Set("exitWithoutTeardown", Napi::Function::New(env, ExitWithoutTeardown, "exitWithoutTeardown"));
+  exports.Set("setThreadLimit", Napi::Function::New(env, SetThreadLimit, "setThreadLimit"));
   return exports;
 }
 

@@ -36,6 +36,11 @@ export const RKLLM_ERROR_CODES = [
   'ADDON_NOT_FOUND',
   /** The process could not start a thread the call needs (its thread limit); nothing was done. */
   'RESOURCE_EXHAUSTED',
+  /**
+   * The model's runtime crashed, exited or hung in its host process; `facts` say how (reason,
+   * signal, exit_code) and whether the model is restarting or has failed for good.
+   */
+  'RUNTIME_FAILED',
 
   // --- Raised by the server core and the front ends ---
   /** The model's queue is full. */

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "emulator/engine_run.h"
+#include "emulator/faults.h"
 #include "emulator/log.h"
 #include "emulator/prompt_cache_file.h"
 #include "emulator/text_generator.h"
@@ -116,6 +117,11 @@ int Engine::abort() {
   const Clock::duration delay = from_ms(settings_.model.abort_delay_ms);
   std::unique_lock<std::mutex> lock(mutex_);
   if (!busy_) return 0;
+  if (settings_.model.abort_never_lands) {
+    lock.unlock();
+    runtime_log('E', "abort failed: the NPU did not answer (injected)");
+    hang_forever();
+  }
   request_abort(Clock::now() + delay);
   // Called from a result callback: the run stops once the callback returns; waiting here would
   // wait for ourselves.

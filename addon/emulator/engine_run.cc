@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "emulator/faults.h"
+#include "emulator/log.h"
 #include "emulator/prompt_cache_file.h"
 #include "emulator/text_generator.h"
 #include "emulator/tokenizer.h"
@@ -136,6 +138,7 @@ void Engine::Run::fill_perf(rkllm::Perf* perf) {
 }
 
 Engine::Run::End Engine::Run::fail(const std::string& message) {
+  runtime_log('E', "run failed: %s", message.c_str());
   rkllm::Result result{};
   result.text = message.c_str();
   fill_perf(&result.perf);
@@ -231,6 +234,7 @@ Engine::Run::End Engine::Run::generate() {
       if (paced && generated_ > 0 && !engine_.sleep_until(last_token_at + decode_time)) return End::kAborted;
       return End::kFinished;
     }
+    inject_process_faults();
     if (fault_after > 0 && generated_ >= fault_after) {
       return fail("injected fault after " + std::to_string(fault_after) + " tokens");
     }
@@ -262,6 +266,23 @@ Engine::Run::End Engine::Run::generate() {
     engine_.live_tokens_.store(prompt_tokens_ + generated_, std::memory_order_relaxed);
     if (paced) last_token_at = Clock::now();
     if (reply == rkllm::kPause) return End::kPaused;
+  }
+}
+
+void Engine::Run::inject_process_faults() {
+  const ModelSpec& model = settings_.model;
+  if (generated_ == model.crash_after_tokens) {
+    runtime_log('E', "matmul(w8a8) run failed: injected crash after %lld tokens", static_cast<long long>(generated_));
+    segfault_now();
+  }
+  if (generated_ == model.exit_after_tokens) {
+    runtime_log('E', "fatal NPU error: injected exit() after %lld tokens", static_cast<long long>(generated_));
+    exit_now();
+  }
+  if (generated_ == model.hang_after_tokens) {
+    runtime_log('E', "failed to submit!, op id: 1, op name: MatMul, timeout (injected hang after %lld tokens)",
+                static_cast<long long>(generated_));
+    hang_forever();
   }
 }
 

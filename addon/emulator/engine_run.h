@@ -42,6 +42,8 @@ class Engine::Run {
   End emit_logits();
   End generate();
   End fail(const std::string& message);
+  // The model file's crash, exit and hang faults, checked before each generated token.
+  void inject_process_faults();
   void fill_perf(rkllm::Perf* perf);
   int deliver(rkllm::Result* result, rkllm::CallState state) {
     return settings_.callback(result, userdata_, state);

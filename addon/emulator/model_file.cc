@@ -43,6 +43,18 @@ bool read_integer(const json::Value& section, const char* section_name, const ch
   return true;
 }
 
+bool read_bool(const json::Value& section, const char* section_name, const char* key, bool* out,
+               std::string* error) {
+  const json::Value* v = section.find(key);
+  if (!v || v->is_null()) return true;
+  if (!v->is_bool()) {
+    *error = std::string(section_name) + "." + key + " must be true or false";
+    return false;
+  }
+  *out = v->as_bool();
+  return true;
+}
+
 bool read_section(const json::Value& root, const char* name, const json::Value** out,
                   std::string* error) {
   *out = root.find(name);
@@ -147,7 +159,12 @@ bool parse_spec(const json::Value& root, ModelSpec* spec, std::string* error) {
       spec->init_error = init_error->as_string();
     }
     if (!read_integer(*faults, "faults", "error_after_tokens", 0, 1e15, &spec->error_after_tokens, error) ||
-        !read_milliseconds(*faults, "faults", "abort_delay_ms", &spec->abort_delay_ms, error)) {
+        !read_milliseconds(*faults, "faults", "abort_delay_ms", &spec->abort_delay_ms, error) ||
+        !read_bool(*faults, "faults", "crash_in_init", &spec->crash_in_init, error) ||
+        !read_integer(*faults, "faults", "crash_after_tokens", 0, 1e15, &spec->crash_after_tokens, error) ||
+        !read_integer(*faults, "faults", "hang_after_tokens", 0, 1e15, &spec->hang_after_tokens, error) ||
+        !read_integer(*faults, "faults", "exit_after_tokens", 0, 1e15, &spec->exit_after_tokens, error) ||
+        !read_bool(*faults, "faults", "abort_never_lands", &spec->abort_never_lands, error)) {
       return false;
     }
   }

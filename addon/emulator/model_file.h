@@ -36,6 +36,13 @@ struct ModelSpec {
   // answers.echo_prompt: every text answer is the whole prompt as the runtime templated it, so
   // tests can see what a chat template produced.
   bool echo_prompt = false;
+  // Faults that end or freeze the process, as the real library does on bad days; -1 means off
+  // for the token counts, since 0 tokens is a meaningful place to fail.
+  bool crash_in_init = false;          // SIGSEGV inside rkllm_init
+  int64_t crash_after_tokens = -1;     // SIGSEGV where token N+1 would be generated
+  int64_t hang_after_tokens = -1;      // the run never calls back again and never returns
+  int64_t exit_after_tokens = -1;      // the library calls exit(1)
+  bool abort_never_lands = false;      // rkllm_abort blocks forever; the run goes on
 };
 
 // Reads and validates the model file at path. On failure returns false with *error saying why.

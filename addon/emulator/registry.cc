@@ -7,6 +7,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "emulator/abi_select.h"
+#include "emulator/faults.h"
 #include "emulator/log.h"
 
 namespace emu {
@@ -35,9 +37,15 @@ void release_domain(int32_t domain) {
 
 }  // namespace
 
+// The runtime version this build stands for, in the real library's init line.
+constexpr const char* kRuntimeVersion = kAbiName[2] == '2' ? "1.2.3-emulated" : "1.3.0-emulated";
+
 int create_engine(EngineSettings settings, void** handle) {
+  // The real library prints this line to stdout at every init.
+  runtime_log('I', "rkllm-runtime version: %s, rknpu driver version: 0.9.8, platform: RK3588", kRuntimeVersion);
   std::string error;
   if (!load_model_file(settings.model_path, &settings.model, &error)) {
+    runtime_log('E', "failed to load model: %s", error.c_str());
     log_line("rkllm_init: %s", error.c_str());
     return -1;
   }
@@ -55,12 +63,19 @@ int create_engine(EngineSettings settings, void** handle) {
   if (model.load_ms > 0) {
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(model.load_ms));
   }
+  if (model.crash_in_init) {
+    runtime_log('E', "rknpu init failed: injected crash in rkllm_init");
+    segfault_now();
+  }
   if (model.has_init_error) {
     release_domain(domain);
+    runtime_log('E', "%s", model.init_error.c_str());
     log_line("rkllm_init: %s", model.init_error.c_str());
     return -1;
   }
   if (settings.max_context_len > model.max_context_len) {
+    runtime_log('W', "Warning: max_context_len %d is larger than the model's %d", settings.max_context_len,
+                model.max_context_len);
     log_line("rkllm_init: max_context_len %d exceeds the limit of model '%s'; using %d", settings.max_context_len,
              model.name.c_str(), model.max_context_len);
     settings.max_context_len = model.max_context_len;

@@ -168,6 +168,11 @@ function commandLine(args: readonly string[], version: string) {
       requiresArg: true,
     })
     .option('shutdown-timeout', limitOption('ms shutdown waits for runs to end', defaults.shutdownTimeoutMs))
+    .option('host-init-timeout', limitOption("ms a model host's rkllm_init may take before it is declared hung", defaults.hostInitTimeoutMs))
+    .option('host-run-timeout', limitOption('ms a run or call may go without a callback before its host is declared hung', defaults.hostRunTimeoutMs))
+    .option('host-abort-timeout', limitOption('ms a run asked to stop may take to end before its host is declared hung', defaults.hostAbortTimeoutMs))
+    .option('host-max-failures', limitOption('host failures of one model within --host-failure-window before it is failed', defaults.hostMaxFailures))
+    .option('host-failure-window', limitOption('ms over which --host-max-failures counts', defaults.hostFailureWindowMs))
     .option('allowed-hosts', {
       type: 'string',
       array: true,
@@ -317,6 +322,11 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
     config.modelControl = oneOf('--model-control', flags['model-control'], MODEL_CONTROL, 'unknown policy');
   }
   config.shutdownTimeoutMs = integerFlag(flags, 'shutdown-timeout', 0) ?? config.shutdownTimeoutMs;
+  config.hostInitTimeoutMs = integerFlag(flags, 'host-init-timeout', 1) ?? config.hostInitTimeoutMs;
+  config.hostRunTimeoutMs = integerFlag(flags, 'host-run-timeout', 1) ?? config.hostRunTimeoutMs;
+  config.hostAbortTimeoutMs = integerFlag(flags, 'host-abort-timeout', 1) ?? config.hostAbortTimeoutMs;
+  config.hostMaxFailures = integerFlag(flags, 'host-max-failures', 1) ?? config.hostMaxFailures;
+  config.hostFailureWindowMs = integerFlag(flags, 'host-failure-window', 1) ?? config.hostFailureWindowMs;
   if (flags['shutdown-mode'] !== undefined) {
     config.shutdownMode = oneOf('--shutdown-mode', flags['shutdown-mode'], ['cancel', 'finish'] as const, 'unknown mode');
   }

@@ -4,6 +4,7 @@
 
 import type { Logger } from 'pino';
 import { RkllmError } from '../errors';
+import type { HostStatus } from '../host/host-model';
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
@@ -59,6 +60,9 @@ export interface CoreSettings {
   modelDefaults: ModelSettings;
 }
 
+/** A loaded model's host process, as /health and rkllm_get_constants show it. */
+export type ModelHostReport = { handle: string } & HostStatus;
+
 export interface CoreStats {
   /** Client sessions the core holds state for. */
   connections: number;
@@ -69,6 +73,8 @@ export interface CoreStats {
   queued: number;
   running: number;
   models: number;
+  /** Each loaded model's host, when the runtime keeps models in hosts (the server always does). */
+  hosts?: ModelHostReport[];
 }
 
 /** How the chunks of a run are kept: not at all, in a stream pushed to the session, or in a stream for poll only. */
@@ -218,7 +224,19 @@ export class ServerCore {
       queued += loaded.scheduler.queued;
       running += loaded.scheduler.running;
     }
-    return { connections: this.sessions.size, streams: this.streams.size, streamBytes: this.streams.bytes, queued, running, models: this.models.size };
+    const stats: CoreStats = { connections: this.sessions.size, streams: this.streams.size, streamBytes: this.streams.bytes, queued, running, models: this.models.size };
+    if (this.runtime.hostStatus) stats.hosts = this.hostReports();
+    return stats;
+  }
+
+  /** Each loaded model's host process (none when the runtime runs models in this process). */
+  hostReports(): ModelHostReport[] {
+    const reports: ModelHostReport[] = [];
+    for (const loaded of this.models.all()) {
+      const status = this.runtime.hostStatus?.(loaded.model);
+      if (status) reports.push({ handle: loaded.handle, ...status });
+    }
+    return reports;
   }
 
   /**
@@ -255,5 +273,6 @@ export class ServerCore {
     await Promise.race([Promise.all([destroyed, abandoned]), timeout]);
     clearTimeout(timer);
     this.streams.clear();
+    await this.runtime.close?.();
   }
 }

@@ -1,8 +1,9 @@
 // The one small interface through which the core reaches a runtime and its models: the part of
 // lib/runtime's Runtime, Model and Run that it uses, taken from them rather than restated. The
-// core never names those classes, so a proxy (a model living in a host process of its own) can
-// take a model's place without the core changing.
+// core never names those classes, so a proxy (lib/host's HostModel, a model living in a host
+// process of its own) takes a model's place without the core changing.
 
+import type { HostStatus } from '../host/host-model';
 import type { RKLLMInput } from '../native/binding';
 import type { Model, PartialInferParam } from '../runtime/model';
 import type { PartialParam } from '../runtime/param';
@@ -33,4 +34,8 @@ export interface ModelPort extends Pick<Model, ModelCalls> {
 
 export interface RuntimePort extends Pick<Runtime, 'info' | 'createDefaultParam'> {
   loadModel(param: PartialParam): Promise<ModelPort>;
+  /** A runtime that keeps each model in a host process (lib/host) tells of that host; in-process, absent. */
+  hostStatus?(model: ModelPort): HostStatus | undefined;
+  /** What the runtime holds besides its models (a spare host), released at shutdown. */
+  close?(): Promise<void>;
 }

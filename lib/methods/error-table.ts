@@ -34,6 +34,7 @@ export const SERVER_ERRORS = {
   TOO_MANY_MODELS: { code: -32023, message: 'Too many models loaded or loading; destroy one or try again later' },
   RESOURCE_EXHAUSTED: { code: -32024, message: 'The server could not start a thread for this call; try again later' },
   CONTEXT_LENGTH_EXCEEDED: { code: -32025, message: "The conversation does not fit the model's context" },
+  RUNTIME_FAILED: { code: -32026, message: "The model's runtime crashed or hung; the model is restarting, or has failed" },
 } as const;
 
 export type ServerErrorName = keyof typeof SERVER_ERRORS;
@@ -61,6 +62,7 @@ const WIRE_BY_CODE: Readonly<Record<RkllmErrorCode, ServerErrorName | 'INVALID_P
   DOMAIN_IN_USE: 'DOMAIN_IN_USE',
   TOO_MANY_MODELS: 'TOO_MANY_MODELS',
   RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
+  RUNTIME_FAILED: 'RUNTIME_FAILED',
   REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
   REQUEST_CANCELLED: 'REQUEST_CANCELLED',
   REQUEST_ABORTED: 'REQUEST_ABORTED',

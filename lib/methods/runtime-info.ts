@@ -27,7 +27,9 @@ export const runtimeInfoMethods: MethodEntry[] = [
   }),
   defineMethod({
     name: 'rkllm_get_constants',
-    description: 'The RKLLM enums by their C names, and the runtime in use (path, ABI and how it was told, release, emulated or not).',
+    description:
+      'The RKLLM enums by their C names, the runtime in use (path, ABI and how it was told, release, emulated or not), and each loaded model\'s host process ' +
+      '(pid, state, restarts, resident memory, last failure).',
     params: Type.Object({}),
     cheap: true,
     handler: (_params, { core }) => {
@@ -40,7 +42,8 @@ export const runtimeInfoMethods: MethodEntry[] = [
         constants = { ...RKLLM_CONSTANTS, runtime };
         constantsCache.set(core, constants);
       }
-      return constants;
+      // The hosts change; the rest is constant.
+      return { ...constants, models: core.hostReports() };
     },
   }),
   defineMethod({

@@ -76,7 +76,16 @@ export type NativeRunEvent =
       status: 'finish' | 'error' | 'aborted';
       perf?: Perf;
       /** Set when status is 'error'. */
-      error?: { code: string; message: string; fn?: string; returnCode?: number };
+      error?: {
+        code: string;
+        message: string;
+        fn?: string;
+        returnCode?: number;
+        /** Set by a model host relaying an argument error or a failure with facts (lib/host). */
+        field?: string;
+        reason?: string;
+        facts?: Readonly<Record<string, unknown>>;
+      };
       time_us: number;
     };
 
@@ -126,4 +135,12 @@ export interface NativeBinding {
   /** The UTF-8 rule a model's worker applies to its result callbacks (addon/utf8_joiner.h), run on
    * given texts: what each callback hands JavaScript, then what the run's end flushes. For tests. */
   joinCallbackTexts(callbacks: { state: 0 | 1; bytes: Uint8Array }[]): { pieces: { state: 0 | 1; text: string }[]; rest: string };
+  /** Linux prctl(PR_SET_PDEATHSIG, SIGKILL) for this process (a model host: it dies with the
+   * server); returns getppid() once armed. */
+  setParentDeathSignal(): number;
+  /** From now on exit() from any thread (the runtime's included) ends the process at once with
+   * its status, before the teardown registered earlier; a model host calls it once the runtime is open. */
+  exitWithoutTeardown(): void;
+  /** The soft RLIMIT_NPROC of this process, clamped to its hard limit; false when it could not be set. */
+  setThreadLimit(soft: number): boolean;
 }

@@ -76,6 +76,7 @@ const HTTP_BY_CODE: Partial<Readonly<Record<RkllmErrorCode, HttpMapping>>> = {
   SHUTTING_DOWN: { status: 503, type: 'server_error', code: 'shutting_down' },
   RESOURCE_EXHAUSTED: { status: 503, type: 'server_error', code: 'resource_exhausted' },
   TOO_MANY_MODELS: { status: 503, type: 'server_error', code: 'too_many_models' },
+  RUNTIME_FAILED: { status: 503, type: 'server_error', code: 'runtime_failed' },
   MODEL_DESTROYED: MODEL_NOT_FOUND,
   UNKNOWN_HANDLE: MODEL_NOT_FOUND,
   NO_MODEL: MODEL_NOT_FOUND,

@@ -287,8 +287,8 @@ export class Run implements AsyncIterable<RunChunk>, PromiseLike<RunResult> {
       this.#settle();
       this.#resolveResult(result);
     } else if (event.status === 'error') {
-      const { message = 'the run ended in the runtime error state', code, fn, returnCode } = event.error ?? {};
-      this.#fail(new RkllmError(message, errorCodeOf(code), { fn, returnCode }));
+      const { message = 'the run ended in the runtime error state', code, fn, returnCode, field, reason, facts } = event.error ?? {};
+      this.#fail(new RkllmError(message, errorCodeOf(code), { fn, returnCode, field, reason, facts }));
     } else {
       this.#fail(new RkllmError(`run ${this.id} was aborted`, 'RUN_ABORTED'));
     }

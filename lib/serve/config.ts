@@ -6,13 +6,14 @@ import type { CoreSettings } from '../core/core';
 import type { ModelControlPolicy } from '../core/model-control';
 import type { AbiSetting } from '../native/binding';
 import type { ModelEntry } from '../core/model-settings';
+import { DEFAULT_HOST_SETTINGS, type HostSettings } from '../host/settings';
 import type { TransportName } from '../rpc/connection';
 import type { TransportConfig } from '../transports/manager';
 
 export type { TransportConfig } from '../transports/manager';
 
-/** The core's settings (lib/core/core.ts, documented there) and the rest of the server's. */
-export interface ServerConfig extends Omit<CoreSettings, 'modelControl'> {
+/** The core's settings (lib/core/core.ts), the model hosts' (lib/host/settings.ts; documented there) and the rest of the server's. */
+export interface ServerConfig extends Omit<CoreSettings, 'modelControl'>, HostSettings {
   /** Path to librkllmrt, 'sim' for the emulated runtime, or undefined for the loader's search. */
   runtime?: string;
   /** The library's ABI or release number ('1.2', '1.3', '1.3.1', '1.2.1', ...); detected when unset. */
@@ -92,6 +93,7 @@ export function defaultConfig(): ServerConfig {
     modelControl: 'auto',
     shutdownMode: 'cancel',
     shutdownTimeoutMs: 1500,
+    ...DEFAULT_HOST_SETTINGS,
     maxConnections: 1024,
     // Half the default bound: one address never holds every slot, so another (a health probe) gets in.
     maxConnectionsPerAddress: 512,

@@ -1,13 +1,15 @@
-// The composition root: the one place that wires it all. createServer opens the runtime, builds
-// the core and its front ends and loads the start-up model as "default"; the command line then
+// The composition root: the one place that wires it all. createServer opens the runtime (in a
+// probe host: every model lives in a host process of its own, lib/host), builds the core and
+// its front ends and loads the start-up model as "default"; the command line then
 // starts the transports on it (lib/cli). Start-up failures are RkllmErrors whose message is one
 // paragraph the command line can print as it is.
 
+import { promises as fsp } from 'fs';
 import type { Logger } from 'pino';
 import { ApiKey } from '../auth';
 import { ServerCore } from '../core/core';
 import { RkllmError, isRkllmError } from '../errors';
-import { openRuntime, type Runtime } from '../runtime/runtime';
+import { HostRuntime } from '../host/host-runtime';
 import { TransportManager, type TransportManagerOptions } from '../transports/manager';
 import { modelControlPolicy, type ServerConfig } from './config';
 import { createLogger } from './logger';
@@ -19,9 +21,10 @@ export { defaultConfig, modelControlPolicy, type ServerConfig, type TransportCon
 export type { ClientDialer, DialedClient, RkllmServer, ServerStats } from './types';
 export { dialersFor } from './dialers';
 
-async function openConfiguredRuntime(config: ServerConfig): Promise<Runtime> {
+/** The runtime, opened in a probe host: this process never loads it (each model gets a host). */
+async function openConfiguredRuntime(config: ServerConfig, logger: Logger): Promise<HostRuntime> {
   try {
-    return await openRuntime({ path: config.runtime, abi: config.runtimeAbi });
+    return await HostRuntime.open({ path: config.runtime, abi: config.runtimeAbi }, config, logger);
   } catch (error) {
     if (config.runtime === undefined && isRkllmError(error, 'RUNTIME_NOT_FOUND')) {
       throw new RkllmError(
@@ -40,7 +43,11 @@ async function openConfiguredRuntime(config: ServerConfig): Promise<Runtime> {
 }
 
 export async function createServer(config: ServerConfig, logger: Logger = createLogger(config.logLevel)): Promise<RkllmServer> {
-  const runtime = await openConfiguredRuntime(config);
+  // libuv starts its thread pool at its first use and aborts the process when it cannot start a
+  // thread then (a thread limit reached later). The addon's first call used to start it here;
+  // with the runtime in hosts nothing does, so one file operation starts it now.
+  await fsp.stat(__dirname);
+  const runtime = await openConfiguredRuntime(config, logger);
   const modelControl = modelControlPolicy(config);
   const core = new ServerCore({ ...config, modelControl }, logger, runtime);
   const server = new Server(core, config, logger);

@@ -44,6 +44,8 @@ export interface ServerCounts {
   queued: number;
   running: number;
   models: number;
+  /** Each loaded model's host process (pid, state, restarts, memory, last failure). */
+  hosts?: readonly object[];
 }
 
 /** What GET /health reports, besides the engine's own counts. */
@@ -253,6 +255,7 @@ export class HttpTransport implements Transport {
       running: server.running,
       streams: server.streams,
       connections: server.connections,
+      ...(server.hosts ? { model_hosts: server.hosts } : {}),
       transports,
     };
     reply(response, { status: shuttingDown ? 503 : 200, body });
