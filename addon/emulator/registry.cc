@@ -38,7 +38,9 @@ void release_domain(int32_t domain) {
 }  // namespace
 
 // The runtime version this build stands for, in the real library's init line.
-constexpr const char* kRuntimeVersion = kAbiName[2] == '2' ? "1.2.3-emulated" : "1.3.0-emulated";
+constexpr const char* kRuntimeVersion = kAbiName[2] == '2'   ? "1.2.3-emulated"
+                                        : kAbiName[3] == '.' ? "1.3.1-emulated"
+                                                             : "1.3.0-emulated";
 
 int create_engine(EngineSettings settings, void** handle) {
   // The real library prints this line to stdout at every init.

@@ -146,7 +146,8 @@ test('a model file with an unknown callbacks.waiting is refused, and the emulato
   fs.writeFileSync(path.join(modelsDir, 'bad-waiting.json'), JSON.stringify({ format: 'rkllm-emulated-model', version: 1, callbacks: { waiting: 'bytes' } }));
   const reply = await control.request('rkllm_init', { handle: 'bad-waiting', param: { model_path: 'bad-waiting.json' } }, { timeoutMs: 15_000 });
   expect(reply.error).toBeDefined();
-  const said = () => server.stderrText.includes('callbacks.waiting must be "partial-then-rest", "partial-then-whole" or "empty-then-whole"');
+  // The emulator's line reaches the server's log from the model's host, as a JSON string (its quotes escaped).
+  const said = () => /callbacks\.waiting must be \\?"partial-then-rest\\?", \\?"partial-then-whole\\?" or \\?"empty-then-whole\\?"/.test(server.stderrText);
   for (let tries = 0; tries < 50 && !said(); tries++) await new Promise((resolve) => setTimeout(resolve, 20));
   expect(said()).toBe(true);
 });

@@ -315,7 +315,9 @@ test('a C program of its own, with the documented 1.3.1 offsets, runs audio thro
   fs.writeFileSync(source, C_CLIENT);
   execFileSync('cc', ['-std=c11', '-O1', '-o', binary, source, '-ldl', '-lpthread'], { stdio: 'pipe', timeout: 60_000 });
   const output = execFileSync(binary, [emulatedRuntimePath('1.3.1'), modelPath], { encoding: 'utf8', timeout: 20_000 });
-  const [status, answer] = output.split('\n');
+  // The library's own init line (as the real one prints to stdout) comes first.
+  const [banner, status, answer] = output.split('\n');
+  expect(banner).toBe('I rkllm: rkllm-runtime version: 1.3.1-emulated, rknpu driver version: 0.9.8, platform: RK3588');
   expect(status).toBe('run_async 0 final 2 running 0 destroy 0');
   const audio: MediaBlock = { kind: 'audio', counts: [1, 5], floats: blockFloats([1, 5], EMBEDDING_SIZE, 9), tags: ['<|audio>', '<audio|>', '<|audio|>'] };
   expect(answer).toBe(describeMedia([audio], EMBEDDING_SIZE));
