@@ -87,6 +87,9 @@ note "runtime check took $((SECONDS - step_started)) s"
 # ---- 2. the server, answering over TCP ----
 step_started=$SECONDS
 server_log=$(mktemp)
+# Without binfmt_misc the server cannot start its model hosts' arm64 Node itself: it is told how.
+RKLLM_SERVE_HOST_NODE=$(node -e 'console.log(JSON.stringify(process.argv.slice(1)))' "${arm64_node[@]}")
+export RKLLM_SERVE_HOST_NODE
 timeout 300 "${arm64_node[@]}" bin/rkllm-serve --runtime sim --model sim:rk3588-qwen2.5-1.5b --host 127.0.0.1 --tcp-port 0 \
   --disable-stdio --disable-udp --disable-http --disable-ws </dev/null 2>"$server_log" >/dev/null &
 server_pid=$!

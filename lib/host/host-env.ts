@@ -3,6 +3,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { invalidArgument } from '../errors';
 import { packageRoot } from '../package-root';
 
 /** The protocol's fd in the host: stdio is [ignored stdin, runtime stdout, runtime stderr, protocol]. */
@@ -16,4 +17,26 @@ export function hostMainPath(): string {
   const beside = path.join(__dirname, 'main.js');
   if (__filename.endsWith('.js') && fs.existsSync(beside)) return beside;
   return path.join(packageRoot(), 'dist', 'lib', 'host', 'main.js');
+}
+
+/**
+ * The command that runs a host's Node: this Node unless RKLLM_SERVE_HOST_NODE gives another as a
+ * JSON array (a wrapper or an emulator: `["qemu-aarch64-static", "-L", "/arm64", "/arm64/usr/bin/node"]`).
+ * A server run under qemu-user without binfmt_misc cannot start its own Node binary directly.
+ */
+export const HOST_NODE_ENV = 'RKLLM_SERVE_HOST_NODE';
+
+export function hostNodeCommand(env: NodeJS.ProcessEnv = process.env): [string, ...string[]] {
+  const given = env[HOST_NODE_ENV];
+  if (given === undefined || given === '') return [process.execPath];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(given);
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((part) => typeof part === 'string' && part !== '')) {
+    throw invalidArgument(HOST_NODE_ENV, 'must be a JSON array of the command and its arguments that runs Node, e.g. ["/usr/bin/node"]');
+  }
+  return parsed as [string, ...string[]];
 }

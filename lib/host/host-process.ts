@@ -9,7 +9,7 @@ import { promises as fsp } from 'fs';
 import type { Socket } from 'net';
 import type { Logger } from 'pino';
 import { RkllmError } from '../errors';
-import { HOST_PARENT_ENV, hostMainPath } from './host-env';
+import { HOST_PARENT_ENV, hostMainPath, hostNodeCommand } from './host-env';
 import {
   FRAME_JSON,
   FRAME_TOKENS,
@@ -102,7 +102,8 @@ export class HostProcess {
     this.#settings = settings;
     this.#events = events;
     this.#logger = logger;
-    this.#child = spawn(process.execPath, [hostMainPath()], {
+    const [node, ...nodeArgs] = hostNodeCommand();
+    this.#child = spawn(node, [...nodeArgs, hostMainPath()], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       // A process group of its own: a Ctrl-C in the terminal, or a signal sent to the server's
       // group, is the server's to act on (it ends its hosts itself as it shuts down).
