@@ -9,7 +9,7 @@ import { promises as fsp } from 'fs';
 import type { Socket } from 'net';
 import type { Logger } from 'pino';
 import { RkllmError } from '../errors';
-import { HOST_PARENT_ENV, hostMainPath, hostNodeCommand } from './host-env';
+import { HOST_NODE_ENV, HOST_PARENT_ENV, hostMainPath, hostNodeCommand } from './host-env';
 import {
   FRAME_JSON,
   FRAME_TOKENS,
@@ -93,6 +93,8 @@ export class HostProcess {
   #watchdog: NodeJS.Timeout | undefined;
   #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   #channelClosed = false;
+  /** Set by the first frame from the host: before it, an exit means the host never started. */
+  #heard = false;
   #settleTimer: NodeJS.Timeout | undefined;
   /** Set once the end is known: asked for (ending) or not (failed). */
   #ending = false;
@@ -245,6 +247,7 @@ export class HostProcess {
   }
 
   #onFrame(kind: number, body: Buffer): void {
+    this.#heard = true;
     this.#lastHeard = Date.now();
     if (kind === FRAME_TOKENS) {
       const { run, tokens } = decodeTokens(body);
@@ -345,6 +348,14 @@ export class HostProcess {
 
   #describeExit(): HostFailure {
     const exit = this.#exit;
+    // A host that never sent a frame did not get through opening the runtime.
+    if (exit && exit.code !== null && !this.#heard) {
+      return {
+        reason: 'spawn',
+        exitCode: exit.code,
+        detail: `the model host exited with code ${exit.code} before it answered anything: its Node did not start, or the runtime ended it while loading (see the host's stderr in the log, and ${HOST_NODE_ENV})`,
+      };
+    }
     if (exit?.signal) return { reason: 'crash', signal: exit.signal, detail: `the runtime crashed: the model host was killed by ${exit.signal}` };
     if (exit && exit.code !== null) {
       return { reason: 'exit', exitCode: exit.code, detail: `the model host exited with code ${exit.code} (the runtime called exit)` };

@@ -28,6 +28,14 @@ it('starts the model hosts through the command given, which then answers runs', 
   }
 });
 
+it('says so when the command given does not start a host at all', async () => {
+  const run = await runCli(['--runtime', 'sim', '--model', 'sim:instant', '--disable-stdio', '--tcp-port', '0', '--udp-port', '0', '--http-port', '0', '--ws-port', '0'], {
+    env: { RKLLM_SERVE_HOST_NODE: JSON.stringify(['/bin/sh', '-c', 'exit 7']) },
+  });
+  expect(run.code).not.toBe(0);
+  expect(run.stderr).toContain('the model host exited with code 7 before it answered anything');
+});
+
 it.each(['not json', '[]', '["node", 3]', '{"command":"node"}'])('refuses RKLLM_SERVE_HOST_NODE=%s at start-up, naming it', async (value) => {
   const run = await runCli(['--runtime', 'sim', '--model', 'sim:instant', '--disable-stdio', '--tcp-port', '0', '--udp-port', '0', '--http-port', '0', '--ws-port', '0'], {
     env: { RKLLM_SERVE_HOST_NODE: value },
