@@ -1,14 +1,14 @@
-// One OpenAI request as a run on the core: the same queue, limits and cancellation as a JSON-RPC
+// One front-end request (OpenAI or Ollama) as a run on the core: the same queue, limits and cancellation as a JSON-RPC
 // rkllm_run. Output is streamed through `stop` matching and a token budget; when either ends the
 // answer early, the job finishes early there (its native run is stopped).
 
-import type { ServerCore } from '../core/core';
-import type { Job, JobOutcome } from '../core/job';
-import type { LoadedModel } from '../core/models';
+import type { ServerCore } from './core';
+import type { Job, JobOutcome } from './job';
+import type { LoadedModel } from './models';
 import type { RKLLMInput, SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
-import { contextLengthExceeded, isContextOverflow } from '../core/context-budget';
+import { contextLengthExceeded, isContextOverflow } from './context-budget';
 import { StopMatcher } from './stop';
 
 export type FinishReason = 'stop' | 'length';
