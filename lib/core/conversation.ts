@@ -235,3 +235,21 @@ export function planCompletion(loaded: LoadedModel, prompt: string, infer: Parti
     return { input: { input_type: 0, role: 'user', prompt_input: prompt }, infer: { ...infer, keep_history: 0 } };
   };
 }
+
+/**
+ * A prompt sent as written (Ollama's raw): the chat template is set to three empty strings, so
+ * the runtime adds no marks, on a clean cache it leaves clean. The next chat sets its template again.
+ */
+export function planRaw(loaded: LoadedModel, prompt: string, infer: PartialInferParam): () => Promise<{ input: RKLLMInput; infer: PartialInferParam }> {
+  const memory = memoryOf(loaded);
+  const none = JSON.stringify(['', '', '']);
+  return async () => {
+    memory.conversation = undefined;
+    if (memory.template !== none) {
+      await loaded.model.setChatTemplate('', '', '');
+      memory.template = none;
+    }
+    if ((loaded.model.getKvCacheSize()[0] ?? 0) > 0) await loaded.model.clearKvCache(false);
+    return { input: { input_type: 0, role: 'user', prompt_input: prompt }, infer: { ...infer, keep_history: 0 } };
+  };
+}

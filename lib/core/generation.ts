@@ -22,6 +22,9 @@ export interface GenerationOutput {
   completionTokens: number;
   /** True when stop or the token budget ended the answer: the cache holds more than the text. */
   cut: boolean;
+  /** perf.prefill_time_ms and perf.generate_time_ms; 0 when the answer was cut early. */
+  prefillMs: number;
+  generateMs: number;
 }
 
 export interface GenerationSpec {
@@ -131,7 +134,7 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
       if (tokens > 0) {
         // The answer met the context: what came so far is the answer, cut by the limit.
         flushHeldBack();
-        const output: GenerationOutput = { text, finishReason: 'length', promptTokens: 0, completionTokens: tokens, cut: true };
+        const output: GenerationOutput = { text, finishReason: 'length', promptTokens: 0, completionTokens: tokens, cut: true, prefillMs: 0, generateMs: 0 };
         spec.onSettled?.(output);
         resolveDone(output);
         return;
@@ -156,6 +159,8 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
       promptTokens: outcome.result.perf.prefill_tokens,
       completionTokens: cutReason ? tokens : outcome.result.token_count,
       cut: cutReason !== undefined,
+      prefillMs: outcome.result.perf.prefill_time_ms,
+      generateMs: outcome.result.perf.generate_time_ms,
     };
     spec.onSettled?.(output);
     resolveDone(output);
