@@ -208,6 +208,15 @@ describe('the Ollama API over plain HTTP', () => {
     expect(reply.json.error).toContain('--models-dir');
   });
 
+  it("applies the transport's JSON and Host checks, answering in Ollama's shape", async () => {
+    const plain = await http.raw('POST', '/api/chat', '{}', { 'content-type': 'text/plain' });
+    expect(plain.status).toBe(415);
+    expect(typeof plain.json.error).toBe('string');
+    const foreign = await http.raw('GET', '/api/tags', undefined, { host: 'evil.example' });
+    expect(foreign.status).toBe(403);
+    expect(typeof foreign.json.error).toBe('string');
+  });
+
   it('refuses a wrong method with 405', async () => {
     const reply = await http.raw('POST', '/api/tags', '{}', { 'content-type': 'application/json' });
     expect(reply.status).toBe(405);
