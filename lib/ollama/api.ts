@@ -36,6 +36,9 @@ export const OLLAMA_API_VERSION = '0.6.0';
 /** ps's expires_at for a model that is never unloaded (Ollama shows a date centuries away too). */
 const FOREVER = '2318-01-01T00:00:00Z';
 
+/** Ollama's default tag. */
+const LATEST = ':latest';
+
 const MANAGEMENT_ROUTES = new Set(['/api/pull', '/api/push', '/api/create', '/api/copy', '/api/delete', '/api/blobs']);
 
 /** What the HTTP transport needs of this module (the shape of its HttpRoutes). */
@@ -339,8 +342,9 @@ export class OllamaApi implements OllamaRoutes {
   private async show(request: ShowRequest): Promise<unknown> {
     const name = request.model ?? request.name;
     if (name === undefined) throw badRequest("'model' is required");
+    const known = await this.nameOf(name);
     const listed = await this.core.residency.listing();
-    const listing = listed.find((model) => model.name === name || model.aliases.includes(name));
+    const listing = listed.find((model) => model.name === known || model.aliases.includes(known));
     if (!listing) throw modelNotFound(name, (await this.listed()).map((model) => model.listing.name));
     const entry = (await this.core.catalog.entries()).find((candidate) => candidate.name === listing.name);
     const defaults = this.core.defaultParam();
@@ -373,6 +377,18 @@ export class OllamaApi implements OllamaRoutes {
     };
   }
 
+  /**
+   * The name a request means: Ollama clients add the default tag ':latest' to a bare name
+   * ("qwen2.5" becomes "qwen2.5:latest"), and catalog names have no tags; a name the catalog
+   * has as written wins.
+   */
+  private async nameOf(requested: string): Promise<string> {
+    if (!requested.endsWith(LATEST)) return requested;
+    const listed = await this.core.residency.listing();
+    const exact = listed.some((model) => model.name === requested || model.aliases.includes(requested));
+    return exact ? requested : requested.slice(0, -LATEST.length);
+  }
+
   private view(loaded: LoadedModel): ChatModelView {
     return chatModelView(this.core, loaded, this.chatSettings(loaded));
   }
@@ -383,7 +399,7 @@ export class OllamaApi implements OllamaRoutes {
     const gone = new AbortController();
     const onClose = (): void => gone.abort();
     response.once('close', onClose);
-    this.core.residency.acquire(name, gone.signal).finally(() => response.off('close', onClose)).then(
+    this.nameOf(name).then((known) => this.core.residency.acquire(known, gone.signal)).finally(() => response.off('close', onClose)).then(
       (loaded) => {
         timing.loadMs = Date.now() - timing.started;
         if (response.destroyed) return;

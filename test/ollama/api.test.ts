@@ -68,6 +68,13 @@ describe('the Ollama API with ollama-js', () => {
     expect(shown.parameters).toMatch(/^temperature /m);
   });
 
+  it("takes a name with Ollama's default tag ':latest' as the bare name", async () => {
+    expect((await ollama.show({ model: 'default:latest' })).capabilities).toContain('completion');
+    const reply = await ollama.chat({ model: 'default:latest', messages: [{ role: 'user', content: 'count to 2' }], stream: false });
+    expect(reply.message.content).toBe(countTo(2));
+    expect(reply.model).toBe('default:latest');
+  });
+
   it('answers show for an unknown model with 404 and the names', async () => {
     await expect(ollama.show({ model: 'nope' })).rejects.toMatchObject({ status_code: 404, error: expect.stringContaining('default') });
   });
@@ -168,6 +175,17 @@ describe('the Ollama API over plain HTTP', () => {
     expect(lines.slice(0, -1).every((line) => line.done === false)).toBe(true);
     expect(lines[lines.length - 1]).toMatchObject({ done: true, model: 'default' });
     expect(lines.map((line) => line.message.content).join('')).toBe(countTo(3));
+  });
+
+  it('ends a stream that fails midway with an error line', async () => {
+    const reply = await post('/api/chat', { model: 'sim:faulty-midstream', messages: [{ role: 'user', content: 'tell me a story' }] });
+    expect(reply.status).toBe(200);
+    const lines = ndjson(reply.text);
+    expect(lines[lines.length - 1]).toEqual({ error: expect.any(String) });
+    expect(lines.slice(0, -1).every((line) => line.done === false)).toBe(true);
+    const whole = await post('/api/chat', { model: 'sim:faulty-midstream', messages: [{ role: 'user', content: 'tell me a story' }], stream: false });
+    expect(whole.status).toBeGreaterThanOrEqual(500);
+    expect(typeof whole.json.error).toBe('string');
   });
 
   it.each([
