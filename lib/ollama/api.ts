@@ -23,8 +23,16 @@ import { RkllmError } from '../errors';
 import type { SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
+import { embed, type Embedding } from './embeddings';
 import { OllamaError, badRequest, modelNotFound, toOllamaError } from './errors';
-import { chatRequestCheck, generateRequestCheck, showRequestCheck, type ChatRequest, type GenerateRequest, type OllamaMessage, type OllamaOptions, type ShowRequest } from './schemas';
+import {
+  chatRequestCheck,
+  embedRequestCheck,
+  embeddingsRequestCheck,
+  generateRequestCheck,
+  showRequestCheck,
+  type ChatRequest,
+  type GenerateRequest, type OllamaMessage, type OllamaOptions, type ShowRequest, type EmbedRequest, type EmbeddingsRequest } from './schemas';
 import { ThinkingSplitter, splitThinking, type AnswerPart } from './thinking';
 
 /**
@@ -262,6 +270,35 @@ export class OllamaApi implements OllamaRoutes {
         this.withModel(response, generate.model, keepAlive, (loaded, timing) => this.generate(response, generate, loaded, timing, keepAlive));
         return;
       }
+      case '/api/embed': {
+        expect('POST');
+        const request = readBody<EmbedRequest>(body, embedRequestCheck);
+        const inputs = typeof request.input === 'string' ? [request.input] : request.input;
+        const empty = inputs.findIndex((text) => text === '');
+        if (empty !== -1) throw badRequest(`invalid value for '${typeof request.input === 'string' ? 'input' : `input.${empty}`}': an empty text has no embedding`);
+        if (request.dimensions !== undefined) throw badRequest("'dimensions' is not supported: the embedding has the model's own size");
+        const keepAlive = this.keepAliveOf(request.keep_alive);
+        this.core.checkAccepting();
+        this.withModel(response, request.model, keepAlive, (loaded, timing) =>
+          this.embedAll(response, loaded, inputs, keepAlive, (embeddings) => ({
+            model: request.model,
+            embeddings: embeddings.map((embedding) => embedding.vector),
+            total_duration: ns(Date.now() - timing.started),
+            load_duration: ns(timing.loadMs),
+            prompt_eval_count: embeddings.reduce((sum, embedding) => sum + embedding.promptTokens, 0),
+          })),
+        );
+        return;
+      }
+      case '/api/embeddings': {
+        expect('POST');
+        const request = readBody<EmbeddingsRequest>(body, embeddingsRequestCheck);
+        if (request.prompt === '') throw badRequest("invalid value for 'prompt': an empty text has no embedding");
+        const keepAlive = this.keepAliveOf(request.keep_alive);
+        this.core.checkAccepting();
+        this.withModel(response, request.model, keepAlive, (loaded) => this.embedAll(response, loaded, [request.prompt], keepAlive, ([only]) => ({ embedding: only.vector })));
+        return;
+      }
       default:
         break;
     }
@@ -271,8 +308,7 @@ export class OllamaApi implements OllamaRoutes {
         `${path} is not supported: rkllm-serve does not pull, push, create, copy or delete models; put converted .rkllm files in a models directory (--models-dir) and they are listed by /api/tags`,
       );
     }
-    if (path === '/api/embed' || path === '/api/embeddings') throw new OllamaError(501, `${path} is not supported yet: embeddings are not served`);
-    throw new OllamaError(404, `no route ${method} ${path}; served: GET /api/version, GET /api/tags, GET /api/ps, POST /api/show, POST /api/chat, POST /api/generate`);
+    throw new OllamaError(404, `no route ${method} ${path}; served: GET /api/version, GET /api/tags, GET /api/ps, POST /api/show, POST /api/chat, POST /api/generate, POST /api/embed, POST /api/embeddings`);
   }
 
   /** keep_alive in ms, checked before anything runs; undefined: the model's own setting. */
@@ -569,6 +605,41 @@ export class OllamaApi implements OllamaRoutes {
         this.fail(response, lines, error);
       },
     );
+  }
+
+  /** The inputs' embeddings, one run after another (each queued on the model), then one answer. */
+  private embedAll(response: http.ServerResponse, loaded: LoadedModel, inputs: readonly string[], keepAlive: number | undefined, answer: (embeddings: Embedding[]) => unknown): void {
+    const embeddings: Embedding[] = [];
+    let current: { cancel(): void } | undefined;
+    response.once('close', () => {
+      if (!response.writableFinished) current?.cancel();
+    });
+    const next = (): void => {
+      if (response.destroyed) return;
+      if (embeddings.length === inputs.length) {
+        this.core.residency.setKeepAlive(loaded, keepAlive);
+        writeJson(response, answer(embeddings));
+        return;
+      }
+      try {
+        const run = embed(this.core, loaded, inputs[embeddings.length]);
+        current = run;
+        run.done.then(
+          (embedding) => {
+            embeddings.push(embedding);
+            next();
+          },
+          (error: unknown) => {
+            this.core.residency.setKeepAlive(loaded, keepAlive);
+            writeError(response, toOllamaError(error));
+          },
+        );
+      } catch (error) {
+        this.core.residency.setKeepAlive(loaded, keepAlive);
+        writeError(response, toOllamaError(error));
+      }
+    };
+    next();
   }
 
   /** Before the stream started: an error status. After: an error line (as Ollama sends), then the end. */

@@ -81,7 +81,26 @@ export const ShowRequest = Type.Object({
   name: Type.Optional(Type.String({ minLength: 1 })),
 });
 
+export const EmbedRequest = Type.Object({
+  model: Type.String({ minLength: 1 }),
+  input: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })]),
+  truncate: Type.Optional(Type.Boolean()),
+  keep_alive: KeepAlive,
+  options: Options,
+  dimensions: Type.Optional(Type.Integer({ minimum: 1 })),
+});
+
+/** The legacy route's body: one prompt. */
+export const EmbeddingsRequest = Type.Object({
+  model: Type.String({ minLength: 1 }),
+  prompt: Type.String(),
+  keep_alive: KeepAlive,
+  options: Options,
+});
+
 export type ChatRequest = Static<typeof ChatRequest>;
+export type EmbedRequest = Static<typeof EmbedRequest>;
+export type EmbeddingsRequest = Static<typeof EmbeddingsRequest>;
 export type GenerateRequest = Static<typeof GenerateRequest>;
 export type ShowRequest = Static<typeof ShowRequest>;
 export type OllamaMessage = Static<typeof Message>;
@@ -89,4 +108,6 @@ export type OllamaOptions = NonNullable<Static<typeof Options>>;
 
 export const chatRequestCheck = TypeCompiler.Compile(ChatRequest);
 export const generateRequestCheck = TypeCompiler.Compile(GenerateRequest);
+export const embedRequestCheck = TypeCompiler.Compile(EmbedRequest);
+export const embeddingsRequestCheck = TypeCompiler.Compile(EmbeddingsRequest);
 export const showRequestCheck = TypeCompiler.Compile(ShowRequest);
