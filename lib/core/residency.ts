@@ -130,6 +130,8 @@ export class Residency {
     const resident = this.#ownedBy(loaded);
     if (!resident) return;
     resident.keepAliveMs = ms;
+    // A timer armed with the old keep-alive must not unload it (it may now be kept forever).
+    this.#clearTimer(resident);
     this.#armIfIdle(resident.entry.handle);
   }
 
