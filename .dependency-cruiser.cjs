@@ -2,7 +2,7 @@
 // foundation up; a module may import its own layer and the layers before it, never after:
 //
 //   lib/errors.ts, lib/auth.ts, lib/package-root.ts → lib/native/ → lib/runtime/ → lib/host/ → lib/core/ → lib/rpc/ →
-//   lib/methods/, lib/openai/ → lib/framing/, lib/transports/ → lib/client/ → lib/serve/ →
+//   lib/methods/, lib/openai/, lib/ollama/ → lib/framing/, lib/transports/ → lib/client/ → lib/serve/ →
 //   lib/cli/ → lib/index.ts
 //
 // with tighter fences where a layer must stay independent of what sits before it: lib/rpc/ (the
@@ -20,13 +20,14 @@ const core = '^lib/core/';
 const rpc = '^lib/rpc/';
 const methods = '^lib/methods/';
 const openai = '^lib/openai/';
+const ollama = '^lib/ollama/';
 const framing = '^lib/framing/';
 const transports = '^lib/transports/';
 const client = '^lib/client/';
 const serve = '^lib/serve/';
 const cli = '^lib/cli/';
 const index = '^lib/index\\.ts$';
-const everyLayer = [...base, native, runtime, host, core, rpc, methods, openai, framing, transports, client, serve, cli, index];
+const everyLayer = [...base, native, runtime, host, core, rpc, methods, openai, ollama, framing, transports, client, serve, cli, index];
 
 /** A rule that lets modules matching `from` import, inside lib/, only what matches `allowed`. */
 function mayImportOnly(name, comment, from, allowed) {
@@ -80,18 +81,24 @@ module.exports = {
     mayImportOnly('core-imports-down-only', 'lib/core/ imports only base, native, runtime and host.', core, [...base, native, runtime, host, core]),
     // The JSON-RPC 2.0 engine stands alone, so it can be tested and reused without a model.
     mayImportOnly('rpc-imports-nothing-of-lib', 'lib/rpc/ imports nothing of lib/ outside itself.', rpc, [rpc]),
-    // The two front ends over the core: each its own protocol; neither knows the other.
+    // The front ends over the core: each its own protocol; neither knows the other.
     mayImportOnly(
       'methods-imports-down-only',
-      'lib/methods/ imports base, native, runtime, host, core and rpc; never lib/openai/.',
+      'lib/methods/ imports base, native, runtime, host, core and rpc; never lib/openai/ or lib/ollama/.',
       methods,
       [...base, native, runtime, host, core, rpc, methods],
     ),
     mayImportOnly(
       'openai-imports-down-only',
-      'lib/openai/ imports base, native, runtime, host, core and rpc; never lib/methods/.',
+      'lib/openai/ imports base, native, runtime, host, core and rpc; never lib/methods/ or lib/ollama/.',
       openai,
       [...base, native, runtime, host, core, rpc, openai],
+    ),
+    mayImportOnly(
+      'ollama-imports-down-only',
+      'lib/ollama/ imports base, native, runtime, host, core and rpc; never lib/methods/ or lib/openai/.',
+      ollama,
+      [...base, native, runtime, host, core, rpc, ollama],
     ),
     // The media carry messages and know no model: they reach the engine through lib/rpc/ only.
     mayImportOnly(
@@ -119,13 +126,13 @@ module.exports = {
       'serve-is-below-cli',
       'lib/serve/ imports any layer before it; never lib/cli/ or lib/index.ts.',
       serve,
-      [...base, native, runtime, host, core, rpc, methods, openai, framing, transports, client, serve],
+      [...base, native, runtime, host, core, rpc, methods, openai, ollama, framing, transports, client, serve],
     ),
     mayImportOnly(
       'cli-is-below-index',
       'lib/cli/ imports any layer before it; never lib/index.ts.',
       cli,
-      [...base, native, runtime, host, core, rpc, methods, openai, framing, transports, client, serve, cli],
+      [...base, native, runtime, host, core, rpc, methods, openai, ollama, framing, transports, client, serve, cli],
     ),
     // lib/index.ts, the package's API, may import anything: no rule for it.
   ],

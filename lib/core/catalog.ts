@@ -274,4 +274,6 @@ export interface ModelListing {
   readonly context_length: number | undefined;
   /** -1: kept forever; undefined for rkllm_init's. */
   readonly keep_alive_ms: number | undefined;
+  /** While loaded and idle: when its last request ended (ms since the epoch), where its keep-alive counts from. */
+  readonly idle_since?: number;
 }

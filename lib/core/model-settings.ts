@@ -69,7 +69,7 @@ const settingsMembers = {
   n_batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 255, description: 'Sequences decoded at once' })),
   chat_template: Type.Optional(ChatTemplateSettingSchema),
   thinking: Type.Optional(Type.Boolean({ description: 'Ask reasoning models to think first (RKLLMInput.enable_thinking)' })),
-  // The one format the OpenAI front end reads today (lib/openai/tool-calls.ts); others are refused
+  // The one format the OpenAI front end reads today (lib/core/tool-calls.ts); others are refused
   // by name rather than accepted and ignored.
   tool_call_format: Type.Optional(
     Type.Literal('hermes', { description: 'How the model writes a tool call: "hermes", <tool_call>{"name", "arguments"}</tool_call> (Qwen2.5, Hermes)' }),

@@ -31,6 +31,8 @@ interface Resident {
   /** Requests submitted and not yet settled. */
   active: number;
   lastUsed: number;
+  /** A request's keep_alive (Ollama's), over the entry's own until the next request sets another. */
+  keepAliveMs: number | undefined;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -104,7 +106,8 @@ export class Residency {
         loaded,
         handle: loaded ? entry.handle : undefined,
         context_length: entry.settings.max_context_len,
-        keep_alive_ms: entry.settings.keep_alive_ms,
+        keep_alive_ms: resident ? this.#keepAliveOf(resident) : entry.settings.keep_alive_ms,
+        ...(loaded && resident ? { idle_since: resident.active > 0 ? undefined : resident.lastUsed } : {}),
       };
     });
     for (const loaded of this.#registry.all()) {
@@ -117,6 +120,19 @@ export class Residency {
   /** The catalog entry a loaded model was loaded from; undefined for rkllm_init's models. */
   entryOf(loaded: LoadedModel): CatalogEntry | undefined {
     return this.#ownedBy(loaded)?.entry;
+  }
+
+  /**
+   * A request's own keep-alive for the model it ran on (Ollama's keep_alive): it holds from now
+   * until another request sets one (undefined: back to the model's own); 0 unloads the model once it is idle.
+   */
+  setKeepAlive(loaded: LoadedModel, ms: number | undefined): void {
+    const resident = this.#ownedBy(loaded);
+    if (!resident) return;
+    resident.keepAliveMs = ms;
+    // A timer armed with the old keep-alive must not unload it (it may now be kept forever).
+    this.#clearTimer(resident);
+    this.#armIfIdle(resident.entry.handle);
   }
 
   /** A run submitted on a model: it is in use until the job settles. */
@@ -173,7 +189,7 @@ export class Residency {
     const existing = this.#residents.get(entry.handle);
     if (existing?.loaded && this.#isRegistered(existing.loaded)) return Promise.resolve(existing.loaded);
     if (existing?.loading) return existing.loading;
-    const resident: Resident = { entry, loaded: undefined, loading: undefined, active: 0, lastUsed: Date.now(), timer: undefined };
+    const resident: Resident = { entry, loaded: undefined, loading: undefined, active: 0, lastUsed: Date.now(), keepAliveMs: undefined, timer: undefined };
     this.#residents.set(entry.handle, resident);
     resident.loading = this.#load(resident, signal).then(
       (loaded) => {
@@ -284,7 +300,7 @@ export class Residency {
   }
 
   #evictable(resident: Resident): boolean {
-    return resident.loaded !== undefined && this.#isRegistered(resident.loaded) && resident.entry.settings.keep_alive_ms !== KEEP_FOREVER;
+    return resident.loaded !== undefined && this.#isRegistered(resident.loaded) && this.#keepAliveOf(resident) !== KEEP_FOREVER;
   }
 
   #isIdle(resident: Resident): boolean {
@@ -333,7 +349,7 @@ export class Residency {
   #armIfIdle(handle: string): void {
     const resident = this.#residents.get(handle);
     if (!resident || this.#closed || resident.active > 0 || !resident.loaded) return;
-    const keepAlive = resident.entry.settings.keep_alive_ms;
+    const keepAlive = this.#keepAliveOf(resident);
     if (keepAlive === KEEP_FOREVER) return;
     this.#clearTimer(resident);
     const idleFor = Date.now() - resident.lastUsed;
@@ -348,6 +364,10 @@ export class Residency {
       this.#unload(resident, 'keep-alive ended').catch((error: unknown) => this.#logger.warn({ handle, err: error }, 'unloading an idle model failed'));
     }, wait);
     resident.timer.unref();
+  }
+
+  #keepAliveOf(resident: Resident): number {
+    return resident.keepAliveMs ?? resident.entry.settings.keep_alive_ms;
   }
 
   #clearTimer(resident: Resident): void {

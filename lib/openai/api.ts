@@ -12,18 +12,18 @@ import type { ModelListing } from '../core/catalog';
 import type { LoadedModel } from '../core/models';
 import { RkllmError } from '../errors';
 import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
-import { planChat, planCompletion, splitMessages, type ChatPlan } from './conversation';
+import { planChat, planCompletion, splitMessages, type ChatPlan } from '../core/conversation';
 import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError, unauthorized } from './errors';
-import { chatModelView, type ChatModelView, type ChatSettingsSource } from './model-settings';
-import { samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from './generation';
+import { chatModelView, type ChatModelView, type ChatSettingsSource } from '../core/chat-model';
+import { samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from '../core/generation';
 import {
   chatCompletionRequestCheck,
   completionRequestCheck,
   type ChatCompletionRequest,
   type CompletionRequest,
 } from './schemas';
-import { MAX_STOP_LENGTH } from './stop';
-import { parseToolCalls, type ToolCall } from './tool-calls';
+import { MAX_STOP_LENGTH } from '../core/stop';
+import { parseToolCalls, type ToolCall } from '../core/tool-calls';
 
 /** What the HTTP transport needs of this module (it declares the same shape as HttpRoutes). */
 export interface OpenAiRoutes {

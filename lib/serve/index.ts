@@ -101,7 +101,7 @@ export function createTransports(server: RkllmServer & { readonly apiKey?: ApiKe
     apiKey: server.apiKey ?? new ApiKey(config.apiKey),
     logger: server.logger,
     handler: server,
-    routes: server.openai,
+    routes: server.routes,
     counts: () => server.stats(),
     onStdioPeerGone: options.onStdioPeerGone,
     stdio: options.stdio,

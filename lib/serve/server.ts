@@ -1,13 +1,17 @@
 // Server: the core behind its two front ends, as one TransportHandler for the transports.
-// JSON-RPC messages go to the JSON-RPC front end, /v1 requests to the OpenAI one; stats and
+// JSON-RPC messages go to the JSON-RPC front end, /v1 requests to the OpenAI one, /api to Ollama's; stats and
 // shutdown are the core's.
 
 import type { Logger } from 'pino';
 import { ApiKey } from '../auth';
 import type { ServerCore } from '../core/core';
+import type { LoadedModel } from '../core/models';
 import type { RkllmError } from '../errors';
 import { JsonRpcFrontEnd } from '../methods';
+import { OllamaApi } from '../ollama/api';
 import { OpenAiApi } from '../openai/api';
+import type { HttpRoutes } from '../transports/http';
+import { FrontEndRoutes } from './front-ends';
 import type { Connection, OutgoingMessage, TransportName } from '../rpc/connection';
 import type { RequestId } from '../rpc/envelope';
 import type { ClientDialer } from './dialers';
@@ -20,6 +24,9 @@ export class Server implements RkllmServer {
   readonly logger: Logger;
   readonly core: ServerCore;
   readonly openai: OpenAiApi;
+  readonly ollama: OllamaApi;
+  /** The HTTP routes beside JSON-RPC: OpenAI's under /v1, Ollama's under /api. */
+  readonly routes: HttpRoutes;
   readonly apiKey: ApiKey;
   readonly #jsonRpc: JsonRpcFrontEnd;
   readonly #dialers = new Map<TransportName, ClientDialer>();
@@ -39,11 +46,14 @@ export class Server implements RkllmServer {
       apiKey: this.apiKey,
       dropProbe: (transport, handle) => probeConnectionDrop(core, this.#dialers, transport, handle),
     });
-    this.openai = new OpenAiApi(core, (loaded) => {
+    const chatSettings = (loaded: LoadedModel) => {
       // rkllm_init's models have no settings of their own: the defaults of every model hold for them.
       const settings = loaded.settings ?? config.modelDefaults;
       return { chat_template: settings.chat_template, truncation: settings.truncation, thinking: settings.thinking };
-    });
+    };
+    this.openai = new OpenAiApi(core, chatSettings);
+    this.ollama = new OllamaApi(core, chatSettings);
+    this.routes = new FrontEndRoutes([this.openai, this.ollama]);
   }
 
   handleMessage(connection: Connection, text: string): Promise<void> {

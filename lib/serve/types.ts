@@ -22,6 +22,8 @@ export interface RkllmServer extends TransportHandler {
   stats(): ServerStats;
   /** The OpenAI-compatible routes the HTTP transport serves under /v1 (lib/openai). */
   readonly openai: HttpRoutes;
+  /** Every route the HTTP transport serves beside JSON-RPC: the OpenAI ones and Ollama's under /api (lib/ollama). */
+  readonly routes: HttpRoutes;
   /** Stops accepting work, cancels or finishes runs (config.shutdownMode), destroys every model.
    * Bounded by config.shutdownTimeoutMs; never rejects. */
   shutdown(): Promise<void>;

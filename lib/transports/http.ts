@@ -52,7 +52,7 @@ export interface ServerCounts {
 export type HealthSource = () => { server: ServerCounts; transports: Record<string, TransportStats>; shuttingDown: boolean };
 
 /**
- * Routes served beside JSON-RPC (the OpenAI API under /v1): whoever answers them implements this.
+ * Routes served beside JSON-RPC (the OpenAI API under /v1, Ollama's under /api): whoever answers them implements this.
  * The transport reads the body (bounded) and checks the API key first.
  */
 export interface HttpRoutes {
@@ -61,9 +61,9 @@ export interface HttpRoutes {
   /** Answers one request; `body` is the whole request body ('' for GET). Never throws. */
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void;
   /** Answers a request that did not carry the API key. */
-  refuseUnauthorized(response: http.ServerResponse): void;
+  refuseUnauthorized(response: http.ServerResponse, path: string): void;
   /** Answers a request the transport refuses itself (a foreign Host or Origin, not JSON, a bad URL), in the routes' own shape. */
-  refuse(response: http.ServerResponse, status: number, message: string, code: string): void;
+  refuse(response: http.ServerResponse, status: number, message: string, code: string, path: string): void;
 }
 
 type Reply = { status: number; body: OutgoingMessage | Record<string, unknown>; headers?: http.OutgoingHttpHeaders };
@@ -226,7 +226,7 @@ export class HttpTransport implements Transport {
       const routes = this.routes;
       if (!this.authorized(request)) {
         request.resume();
-        routes.refuseUnauthorized(response);
+        routes.refuseUnauthorized(response, path);
         return;
       }
       if (!this.jsonBodyIfPost(request, response, path)) return;
@@ -292,7 +292,7 @@ export class HttpTransport implements Transport {
   ): void {
     request.resume();
     response.setHeader('connection', 'close');
-    if (this.routes?.owns(path)) this.routes.refuse(response, status, message, code);
+    if (this.routes?.owns(path)) this.routes.refuse(response, status, message, code, path);
     else reply(response, { status, body: rpcBody });
   }
 

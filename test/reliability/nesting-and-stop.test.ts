@@ -3,7 +3,7 @@
 // as a server fault (-32603 / 500), on every transport; the OpenAI `stop` matcher is linear in
 // the output, and a stop sequence over its length bound is refused at once with a 400.
 
-import { StopMatcher } from '../../lib/openai/stop';
+import { StopMatcher } from '../../lib/core/stop';
 import {
   HttpClient,
   ServerProcess,

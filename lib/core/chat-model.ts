@@ -1,11 +1,11 @@
-// What the OpenAI routes need to know of a model beyond its handle: its chat template and
+// What the chat front ends (OpenAI's, Ollama's) need to know of a model beyond its handle: its chat template and
 // truncation settings, and the limits it was loaded with. The settings come from whoever
 // composes the server (lib/serve); the limits from the RKLLMParam the core loaded it with.
 
 import * as path from 'path';
-import type { ChatTemplateSetting, Truncation } from '../core/chat-templates';
-import type { ServerCore } from '../core/core';
-import type { LoadedModel } from '../core/models';
+import type { ChatTemplateSetting, Truncation } from './chat-templates';
+import type { ServerCore } from './core';
+import type { LoadedModel } from './models';
 import { SIM_MODEL_PREFIX } from '../runtime/emulated';
 
 /** A model's settings that shape a chat (the names of the model settings schema). */

@@ -1,4 +1,4 @@
-// Turning OpenAI messages into one RKLLM run, and reusing the KV cache across turns.
+// Turning a chat request's messages (OpenAI's or Ollama's) into one RKLLM run, and reusing the KV cache across turns.
 //
 // RKLLM keeps a conversation in the model's KV cache (keep_history 1), one input per run. A chat
 // request carries the whole conversation each time. So for each model the server remembers the
@@ -12,13 +12,19 @@
 // All of this happens in the job's prepare step, when the request reaches the model: queued
 // requests on the same model must see the cache as the run before them left it.
 
-import { applyChatTemplate, chatTemplatePreset, renderConversation, resolveChatTemplate, type ChatTemplate, type TemplateTurn } from '../core/chat-templates';
-import { contextLengthExceeded, fitConversation, tokenEstimatorOf } from '../core/context-budget';
-import type { LoadedModel } from '../core/models';
+import { applyChatTemplate, chatTemplatePreset, renderConversation, resolveChatTemplate, type ChatTemplate, type TemplateTurn } from './chat-templates';
+import { contextLengthExceeded, fitConversation, tokenEstimatorOf } from './context-budget';
+import type { LoadedModel } from './models';
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
-import type { ChatModelView } from './model-settings';
-import type { ChatMessage, FunctionTool } from './schemas';
+import type { ChatModelView } from './chat-model';
+
+/** A chat message as the front ends hand it over (OpenAI's shape; the Ollama front end converts to it). */
+export interface ChatMessage {
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+  content?: string | { type: 'text'; text: string }[] | null;
+  tool_calls?: { function: { name: string; arguments: string } }[];
+}
 
 /** rkllm_set_function_tools' tool_response_str: the tag a tool's answer is wrapped in (Qwen's). */
 const TOOL_RESPONSE_TAG = 'tool_response';
@@ -31,7 +37,7 @@ const TOOL_RESPONSE_TAG = 'tool_response';
  */
 const FALLBACK = chatTemplatePreset('chatml');
 
-/** What the server last did to one model through the /v1 routes. */
+/** What the server last did to one model through the chat front ends (/v1 and /api). */
 interface ModelMemory {
   /** The three strings last given to rkllm_set_chat_template, joined; undefined: never set from here. */
   template: string | undefined;
@@ -76,7 +82,7 @@ export interface ChatTurn {
   toolsJson: string | undefined;
 }
 
-export function splitMessages(messages: ChatMessage[], tools: FunctionTool[] | null | undefined, toolChoice: unknown): ChatTurn {
+export function splitMessages(messages: ChatMessage[], tools: readonly unknown[] | null | undefined, toolChoice: unknown): ChatTurn {
   const system = messages.filter((message) => message.role === 'system' || message.role === 'developer');
   const history = messages.filter((message) => message.role !== 'system' && message.role !== 'developer');
   const useTools = tools !== null && tools !== undefined && tools.length > 0 && toolChoice !== 'none';
@@ -225,6 +231,24 @@ export function planCompletion(loaded: LoadedModel, prompt: string, infer: Parti
   const memory = memoryOf(loaded);
   return async () => {
     memory.conversation = undefined;
+    if ((loaded.model.getKvCacheSize()[0] ?? 0) > 0) await loaded.model.clearKvCache(false);
+    return { input: { input_type: 0, role: 'user', prompt_input: prompt }, infer: { ...infer, keep_history: 0 } };
+  };
+}
+
+/**
+ * A prompt sent as written (Ollama's raw): the chat template is set to three empty strings, so
+ * the runtime adds no marks, on a clean cache it leaves clean. The next chat sets its template again.
+ */
+export function planRaw(loaded: LoadedModel, prompt: string, infer: PartialInferParam): () => Promise<{ input: RKLLMInput; infer: PartialInferParam }> {
+  const memory = memoryOf(loaded);
+  const none = JSON.stringify(['', '', '']);
+  return async () => {
+    memory.conversation = undefined;
+    if (memory.template !== none) {
+      await loaded.model.setChatTemplate('', '', '');
+      memory.template = none;
+    }
     if ((loaded.model.getKvCacheSize()[0] ?? 0) > 0) await loaded.model.clearKvCache(false);
     return { input: { input_type: 0, role: 'user', prompt_input: prompt }, infer: { ...infer, keep_history: 0 } };
   };

@@ -1,14 +1,14 @@
-// One OpenAI request as a run on the core: the same queue, limits and cancellation as a JSON-RPC
+// One front-end request (OpenAI or Ollama) as a run on the core: the same queue, limits and cancellation as a JSON-RPC
 // rkllm_run. Output is streamed through `stop` matching and a token budget; when either ends the
 // answer early, the job finishes early there (its native run is stopped).
 
-import type { ServerCore } from '../core/core';
-import type { Job, JobOutcome } from '../core/job';
-import type { LoadedModel } from '../core/models';
+import type { ServerCore } from './core';
+import type { Job, JobOutcome } from './job';
+import type { LoadedModel } from './models';
 import type { RKLLMInput, SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
-import { contextLengthExceeded, isContextOverflow } from '../core/context-budget';
+import { contextLengthExceeded, isContextOverflow } from './context-budget';
 import { StopMatcher } from './stop';
 
 export type FinishReason = 'stop' | 'length';
@@ -22,6 +22,9 @@ export interface GenerationOutput {
   completionTokens: number;
   /** True when stop or the token budget ended the answer: the cache holds more than the text. */
   cut: boolean;
+  /** perf.prefill_time_ms and perf.generate_time_ms; 0 when the answer was cut early. */
+  prefillMs: number;
+  generateMs: number;
 }
 
 export interface GenerationSpec {
@@ -131,7 +134,7 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
       if (tokens > 0) {
         // The answer met the context: what came so far is the answer, cut by the limit.
         flushHeldBack();
-        const output: GenerationOutput = { text, finishReason: 'length', promptTokens: 0, completionTokens: tokens, cut: true };
+        const output: GenerationOutput = { text, finishReason: 'length', promptTokens: 0, completionTokens: tokens, cut: true, prefillMs: 0, generateMs: 0 };
         spec.onSettled?.(output);
         resolveDone(output);
         return;
@@ -156,6 +159,8 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
       promptTokens: outcome.result.perf.prefill_tokens,
       completionTokens: cutReason ? tokens : outcome.result.token_count,
       cut: cutReason !== undefined,
+      prefillMs: outcome.result.perf.prefill_time_ms,
+      generateMs: outcome.result.perf.generate_time_ms,
     };
     spec.onSettled?.(output);
     resolveDone(output);

@@ -1,0 +1,33 @@
+// The HTTP routes of the front ends beside JSON-RPC, as the one HttpRoutes the transport takes:
+// each request goes to the front end that owns its path (OpenAI's /v1, Ollama's /api).
+
+import type * as http from 'http';
+import type { HttpRoutes } from '../transports/http';
+
+export class FrontEndRoutes implements HttpRoutes {
+  readonly #frontEnds: readonly HttpRoutes[];
+
+  constructor(frontEnds: readonly HttpRoutes[]) {
+    this.#frontEnds = frontEnds;
+  }
+
+  owns(path: string): boolean {
+    return this.#owner(path) !== undefined;
+  }
+
+  handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
+    this.#owner(path)?.handle(request, response, path, body);
+  }
+
+  refuseUnauthorized(response: http.ServerResponse, path: string): void {
+    (this.#owner(path) ?? this.#frontEnds[0]).refuseUnauthorized(response, path);
+  }
+
+  refuse(response: http.ServerResponse, status: number, message: string, code: string, path: string): void {
+    (this.#owner(path) ?? this.#frontEnds[0]).refuse(response, status, message, code, path);
+  }
+
+  #owner(path: string): HttpRoutes | undefined {
+    return this.#frontEnds.find((frontEnd) => frontEnd.owns(path));
+  }
+}
