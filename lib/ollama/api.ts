@@ -23,7 +23,7 @@ import { RkllmError } from '../errors';
 import type { SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
-import { embed, type Embedding } from './embeddings';
+import { embedInputs, type Embedding } from '../core/embeddings';
 import { OllamaError, badRequest, modelNotFound, toOllamaError } from './errors';
 import {
   chatRequestCheck,
@@ -607,39 +607,22 @@ export class OllamaApi implements OllamaRoutes {
     );
   }
 
-  /** The inputs' embeddings, one run after another (each queued on the model), then one answer. */
+  /** The inputs' embeddings (lib/core/embeddings.ts), then one answer. */
   private embedAll(response: http.ServerResponse, loaded: LoadedModel, inputs: readonly string[], keepAlive: number | undefined, answer: (embeddings: Embedding[]) => unknown): void {
-    const embeddings: Embedding[] = [];
-    let current: { cancel(): void } | undefined;
+    const runs = embedInputs(this.core, loaded, inputs);
     response.once('close', () => {
-      if (!response.writableFinished) current?.cancel();
+      if (!response.writableFinished) runs.cancel();
     });
-    const next = (): void => {
-      if (response.destroyed) return;
-      if (embeddings.length === inputs.length) {
+    runs.done.then(
+      (embeddings) => {
         this.core.residency.setKeepAlive(loaded, keepAlive);
-        writeJson(response, answer(embeddings));
-        return;
-      }
-      try {
-        const run = embed(this.core, loaded, inputs[embeddings.length]);
-        current = run;
-        run.done.then(
-          (embedding) => {
-            embeddings.push(embedding);
-            next();
-          },
-          (error: unknown) => {
-            this.core.residency.setKeepAlive(loaded, keepAlive);
-            writeError(response, toOllamaError(error));
-          },
-        );
-      } catch (error) {
+        if (!response.destroyed) writeJson(response, answer(embeddings));
+      },
+      (error: unknown) => {
         this.core.residency.setKeepAlive(loaded, keepAlive);
-        writeError(response, toOllamaError(error));
-      }
-    };
-    next();
+        if (!response.destroyed) writeError(response, toOllamaError(error));
+      },
+    );
   }
 
   /** Before the stream started: an error status. After: an error line (as Ollama sends), then the end. */

@@ -19,9 +19,12 @@ import { samplingInfer, startGeneration, type Generation, type GenerationOutput,
 import {
   chatCompletionRequestCheck,
   completionRequestCheck,
+  embeddingRequestCheck,
   type ChatCompletionRequest,
   type CompletionRequest,
+  type EmbeddingRequest,
 } from './schemas';
+import { embedInputs } from '../core/embeddings';
 import { MAX_STOP_LENGTH } from '../core/stop';
 import { parseToolCalls, type ToolCall } from '../core/tool-calls';
 
@@ -203,7 +206,17 @@ export class OpenAiApi implements OpenAiRoutes {
       this.withModel(response, request.model, (loaded) => this.complete(response, request, loaded));
       return;
     }
-    throw notFound(`No route ${method} ${path}; served: GET /v1/models, POST /v1/chat/completions, POST /v1/completions.`);
+    if (path === '/v1/embeddings') {
+      expect('POST');
+      const request = readBody<EmbeddingRequest>(body, embeddingRequestCheck);
+      if ((request as Record<string, unknown>).dimensions !== undefined && (request as Record<string, unknown>).dimensions !== null) {
+        throw badRequest("'dimensions' is not supported: an embedding has the model's hidden size.", 'dimensions', 'unsupported_parameter');
+      }
+      this.refuseWhileShuttingDown();
+      this.withModel(response, request.model, (loaded) => this.embeddings(response, request, loaded));
+      return;
+    }
+    throw notFound(`No route ${method} ${path}; served: GET /v1/models, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings.`);
   }
 
   /**
@@ -254,6 +267,32 @@ export class OpenAiApi implements OpenAiRoutes {
 
   private refuseWhileShuttingDown(): void {
     this.core.checkAccepting();
+  }
+
+  /** Mean-pooled, unit-length vectors of the last hidden layer (lib/core/embeddings.ts), as floats or base64 float32 LE. */
+  private embeddings(response: http.ServerResponse, request: EmbeddingRequest, loaded: LoadedModel): void {
+    const inputs = typeof request.input === 'string' ? [request.input] : request.input;
+    const runs = embedInputs(this.core, loaded, inputs);
+    response.once('close', () => {
+      if (!response.writableFinished) runs.cancel();
+    });
+    const base64 = request.encoding_format === 'base64';
+    this.answer(
+      response,
+      runs.done.then((embeddings) => {
+        const promptTokens = embeddings.reduce((sum, embedding) => sum + embedding.promptTokens, 0);
+        return {
+          object: 'list',
+          data: embeddings.map((embedding, index) => ({
+            object: 'embedding',
+            index,
+            embedding: base64 ? Buffer.from(new Float32Array(embedding.vector).buffer).toString('base64') : embedding.vector,
+          })),
+          model: request.model,
+          usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+        };
+      }),
+    );
   }
 
   private chat(response: http.ServerResponse, request: ChatCompletionRequest, loaded: LoadedModel): void {

@@ -75,10 +75,23 @@ export const CompletionRequest = Type.Object({
   suffix: nullable(Type.Literal('')),
 });
 
+/** At most this many inputs in one request: each is a run of its own, queued on the model. */
+export const MAX_EMBEDDING_INPUTS = 256;
+
+export const EmbeddingRequest = Type.Object({
+  model: Type.String({ minLength: 1 }),
+  // Token arrays are OpenAI's too, but RKLLM tokenizes itself: text only.
+  input: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1, maxItems: MAX_EMBEDDING_INPUTS })]),
+  encoding_format: nullable(Type.Union([Type.Literal('float'), Type.Literal('base64')])),
+  user: nullable(Type.String()),
+});
+
 export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
+export type EmbeddingRequest = Static<typeof EmbeddingRequest>;
 export type CompletionRequest = Static<typeof CompletionRequest>;
 export type ChatMessage = Static<typeof Message>;
 export type FunctionTool = Static<typeof FunctionTool>;
 
 export const chatCompletionRequestCheck = TypeCompiler.Compile(ChatCompletionRequest);
 export const completionRequestCheck = TypeCompiler.Compile(CompletionRequest);
+export const embeddingRequestCheck = TypeCompiler.Compile(EmbeddingRequest);

@@ -3,7 +3,7 @@
 // (mean over the tokens, then length 1) checked against the raw layer a JSON-RPC run returns.
 
 import { Ollama } from 'ollama';
-import { meanPool } from '../../lib/ollama/embeddings';
+import { meanPool } from '../../lib/core/embeddings';
 import { HttpClient, ServerProcess, stopAllServers } from '../integration/client';
 
 jest.setTimeout(30_000);

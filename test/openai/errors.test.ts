@@ -70,7 +70,7 @@ describe('OpenAI API errors and cancellation (slow model, queue of 0)', () => {
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect((error as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
-    const route = await harness.rpc.raw('GET', '/v1/embeddings');
+    const route = await harness.rpc.raw('GET', '/v1/audio/speech');
     expect(route.status).toBe(404);
   });
 

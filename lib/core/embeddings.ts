@@ -2,12 +2,13 @@
 // mode): one run per input, its text sent as written (no chat template, lib/core/conversation.ts
 // planRaw), on a clean cache it leaves clean. The runtime gives one row of embd_size floats per
 // prompt token (last_hidden_layer.num_tokens rows); the embedding is their mean, scaled to
-// length 1, as Ollama's /api/embed returns unit vectors.
+// length 1, as Ollama's /api/embed returns unit vectors (and OpenAI's embeddings are). Shared by
+// the Ollama and OpenAI front ends.
 
-import { planRaw } from '../core/conversation';
-import type { ServerCore } from '../core/core';
-import type { LoadedModel } from '../core/models';
-import type { WireRunResult } from '../core/run-result';
+import { planRaw } from './conversation';
+import type { ServerCore } from './core';
+import type { LoadedModel } from './models';
+import type { WireRunResult } from './run-result';
 import { RkllmError } from '../errors';
 import { RKLLMInferMode } from '../runtime/constants';
 
@@ -51,4 +52,31 @@ export function embed(core: ServerCore, loaded: LoadedModel, text: string): { do
   });
   const done = result.then((wire) => ({ vector: vectorOf(wire), promptTokens: wire.perf.prefill_tokens }));
   return { done, cancel: () => void job.cancel('connection_closed') };
+}
+
+/**
+ * The inputs' embeddings, one run after another (each queued on the model like any run), in
+ * order. cancel() stops the run in progress and settles `done` with its error; a refusal at
+ * submission (QUEUE_FULL, SHUTTING_DOWN) rejects `done` too.
+ */
+export function embedInputs(core: ServerCore, loaded: LoadedModel, inputs: readonly string[]): { done: Promise<Embedding[]>; cancel(): void } {
+  let current: { cancel(): void } | undefined;
+  let cancelled = false;
+  const done = (async () => {
+    const embeddings: Embedding[] = [];
+    for (const input of inputs) {
+      if (cancelled) throw new RkllmError('the request went away', 'REQUEST_CANCELLED');
+      const run = embed(core, loaded, input);
+      current = run;
+      embeddings.push(await run.done);
+    }
+    return embeddings;
+  })();
+  return {
+    done,
+    cancel: () => {
+      cancelled = true;
+      current?.cancel();
+    },
+  };
 }
