@@ -15,6 +15,7 @@ import type { RuntimePort } from './model-port';
 import type { ModelEntry, ModelSettings } from './model-settings';
 import { ModelRegistry, type LoadedModel } from './models';
 import { PathPolicy } from './paths';
+import { RequestRecords } from './request-records';
 import { Residency } from './residency';
 import type { WireRunResult } from './run-result';
 import { SessionRegistry, type Session } from './sessions';
@@ -120,6 +121,8 @@ export class ServerCore {
   readonly catalog: Catalog;
   /** Loads catalog models on demand and unloads them after their keep-alive (lib/core/residency.ts). */
   readonly residency: Residency;
+  /** One record per finished request of every front end (logs, /metrics, the status view). */
+  readonly requests = new RequestRecords();
   shuttingDown = false;
   #defaults: ReturnType<RuntimePort['createDefaultParam']> | undefined;
 
