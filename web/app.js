@@ -38,6 +38,7 @@ let history = [];
 /** The request being answered: { controller }. */
 let current;
 let statusTimer;
+let statusInFlight = false;
 
 // ---------------------------------------------------------------------------------------------
 // Talking to the server
@@ -93,7 +94,12 @@ async function readEvents(body, onEvent) {
         await reader.cancel();
         return;
       }
-      onEvent(JSON.parse(data));
+      try {
+        onEvent(JSON.parse(data));
+      } catch (error) {
+        await reader.cancel();
+        throw error;
+      }
     }
   }
 }
@@ -366,18 +372,30 @@ function renderStatus(status) {
   );
 }
 
+/** One refresh at a time; the next is due STATUS_EVERY_MS after it (none while the key is missing). */
 async function refreshStatus() {
+  if (statusInFlight) return;
+  statusInFlight = true;
   clearTimeout(statusTimer);
   try {
-    const response = await api('/status');
-    if (!response.ok) throw new Error(await errorMessage(response));
-    renderStatus(await response.json());
+    // A tab in the background asks nothing of the server.
+    if (!document.hidden) {
+      const response = await api('/status');
+      if (!response.ok) throw new Error(await errorMessage(response));
+      renderStatus(await response.json());
+    }
   } catch (error) {
     if (error instanceof Unauthorized) return; // Asked again once the key is given.
     ui.serverLine.textContent = `status unavailable: ${error.message}`;
+  } finally {
+    statusInFlight = false;
   }
   statusTimer = setTimeout(refreshStatus, STATUS_EVERY_MS);
 }
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) void refreshStatus();
+});
 
 // ---------------------------------------------------------------------------------------------
 

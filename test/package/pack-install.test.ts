@@ -31,6 +31,7 @@ const ALLOWED_FILES: RegExp[] = [
   /^dist\/lib\/.+\.(js|d\.ts)$/,
   /^prebuilds\/linux-(x64|arm64)\/(rkllm_serve\.node|librkllmrt-emulated-1\.(2|3|3\.1)\.so)$/,
   /^addon\/emulator\/models\/[^/]+\.json$/,
+  /^web\/(index\.html|app\.js|style\.css)$/,
 ];
 const REQUIRED_FILES = [
   'package.json',
@@ -41,6 +42,9 @@ const REQUIRED_FILES = [
   'dist/lib/index.d.ts',
   'dist/lib/cli/main.js',
   'addon/emulator/models/instant.json',
+  'web/index.html',
+  'web/app.js',
+  'web/style.css',
   ...['linux-x64', 'linux-arm64'].flatMap((target) =>
     ['rkllm_serve.node', 'librkllmrt-emulated-1.2.so', 'librkllmrt-emulated-1.3.so', 'librkllmrt-emulated-1.3.1.so'].map(
       (file) => `prebuilds/${target}/${file}`,
@@ -106,7 +110,7 @@ afterAll(() => {
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
-test('the tarball holds both prebuilds, the compiled library, bin, sim models, README and licence only', () => {
+test('the tarball holds both prebuilds, the compiled library, bin, sim models, the web page, README and licence only', () => {
   for (const required of REQUIRED_FILES) expect(packedFiles).toContain(required);
   const unexpected = packedFiles.filter((file) => !ALLOWED_FILES.some((pattern) => pattern.test(file)));
   expect(unexpected).toEqual([]);

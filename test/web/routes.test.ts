@@ -3,7 +3,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { HttpClient, REPO_ROOT, ServerProcess, stopAllServers, type HttpReply } from '../integration/client';
+import { HttpClient, REPO_ROOT, ServerProcess, stopAllServers, waitUntil, type HttpReply } from '../integration/client';
 
 const KEY = 'page-test-key';
 
@@ -78,6 +78,18 @@ describe('the web page routes', () => {
     expect(status.memory.system_total_bytes).toBeGreaterThan(status.memory.system_free_bytes);
     expect(status.models).toContainEqual(expect.objectContaining({ name: 'default', state: 'idle', handle: 'default', running: 0, queued: 0 }));
     expect(Array.isArray(status.recent)).toBe(true);
+  });
+
+  it('GET /status shows a model as loading while its load is under way, then idle', async () => {
+    // sim:slow-init takes 1 s to load; the first request that names it loads it.
+    const chat = http.raw('POST', '/v1/chat/completions', JSON.stringify({ model: 'sim:slow-init', messages: [{ role: 'user', content: 'count to 2' }] }), {
+      'content-type': 'application/json',
+    });
+    const stateOf = async (): Promise<string | undefined> =>
+      ((await http.raw('GET', '/status')).json.models as { name: string; state: string }[]).find((model) => model.name === 'sim:slow-init')?.state;
+    await waitUntil('the model to show as loading', async () => (await stateOf()) === 'loading', 5000, 20);
+    expect((await chat).status).toBe(200);
+    expect(await stateOf()).toBe('idle');
   });
 
   it('a page of a foreign origin is refused', async () => {
