@@ -31,6 +31,7 @@ const ALLOWED_FILES: RegExp[] = [
   /^dist\/lib\/.+\.(js|d\.ts)$/,
   /^prebuilds\/linux-(x64|arm64)\/(rkllm_serve\.node|librkllmrt-emulated-1\.(2|3|3\.1)\.so)$/,
   /^addon\/emulator\/models\/[^/]+\.json$/,
+  /^systemd\/(rkllm-serve\.service|wait-ready\.js)$/,
 ];
 const REQUIRED_FILES = [
   'package.json',
@@ -41,6 +42,8 @@ const REQUIRED_FILES = [
   'dist/lib/index.d.ts',
   'dist/lib/cli/main.js',
   'addon/emulator/models/instant.json',
+  'systemd/rkllm-serve.service',
+  'systemd/wait-ready.js',
   ...['linux-x64', 'linux-arm64'].flatMap((target) =>
     ['rkllm_serve.node', 'librkllmrt-emulated-1.2.so', 'librkllmrt-emulated-1.3.so', 'librkllmrt-emulated-1.3.1.so'].map(
       (file) => `prebuilds/${target}/${file}`,

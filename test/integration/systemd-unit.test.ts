@@ -1,0 +1,92 @@
+// The systemd unit of docs/install.md ("Run on boot"): `rkllm-serve --print-systemd-unit` prints
+// systemd/rkllm-serve.service with this installation's paths, systemd's own checker
+// (`systemd-analyze verify`) finds nothing to say about it, and its readiness wait
+// (systemd/wait-ready.js, the ExecStartPost) tells a ready server from one that is not there.
+
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { BIN, HOST, makeTempDir, REPO_ROOT, runCli, ServerProcess, stopAllServers } from './client';
+
+const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
+const WAIT_READY = path.join(REPO_ROOT, 'systemd', 'wait-ready.js');
+
+let dir: string;
+let unitText: string;
+let unitPath: string;
+
+function verify(file: string): { status: number | null; output: string } {
+  const result = spawnSync(SYSTEMD_ANALYZE, ['verify', file], { encoding: 'utf8', timeout: 30_000 });
+  return { status: result.status, output: `${result.stdout}${result.stderr}`.trim() };
+}
+
+/** The value of each `Key=` line of the unit (the last one where a key repeats). */
+function settings(text: string): Map<string, string> {
+  const joined = text.replace(/\\\n\s*/g, '');
+  const map = new Map<string, string>();
+  for (const line of joined.split('\n')) {
+    const match = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (match) map.set(match[1], match[2]);
+  }
+  return map;
+}
+
+beforeAll(async () => {
+  if (!fs.existsSync(SYSTEMD_ANALYZE)) {
+    throw new Error(`${SYSTEMD_ANALYZE} is missing: run 'bash scripts/install-test-deps.sh' (Debian's systemd package)`);
+  }
+  dir = makeTempDir('systemd');
+  const printed = await runCli(['--print-systemd-unit']);
+  expect(printed.code).toBe(0);
+  unitText = printed.stdout;
+  unitPath = path.join(dir, 'rkllm-serve.service');
+  fs.writeFileSync(unitPath, unitText);
+});
+
+afterAll(async () => {
+  await stopAllServers();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('the printed unit runs this node and this bin, without stdio, as its own user, restarting on failure', () => {
+  const unit = settings(unitText);
+  expect(unitText).not.toMatch(/\{\{|\}\}/);
+  expect(unit.get('ExecStart')).toMatch(new RegExp(`^${fs.realpathSync(process.execPath)} ${fs.realpathSync(BIN)} --disable-stdio `));
+  expect(unit.get('ExecStart')).toContain('--host ${RKLLM_SERVE_HOST}');
+  expect(unit.get('ExecStartPost')).toBe(`${fs.realpathSync(process.execPath)} ${fs.realpathSync(WAIT_READY)} \${RKLLM_SERVE_HOST} 8082 170`);
+  expect(unit.get('User')).toBe('rkllm');
+  expect(unit.get('Restart')).toBe('on-failure');
+  expect(unit.get('StartLimitBurst')).toBe('5');
+  expect(Number(unit.get('TimeoutStartSec'))).toBeGreaterThanOrEqual(120);
+  expect(unit.get('EnvironmentFile')).toBe('-/etc/rkllm-serve/rkllm-serve.env');
+  expect(unit.get('NoNewPrivileges')).toBe('yes');
+  expect(unit.get('ProtectSystem')).toBe('strict');
+  // What would hide the NPU's device nodes from librkllmrt.
+  for (const key of ['PrivateDevices', 'DevicePolicy', 'DeviceAllow', 'ProtectClock', 'MemoryDenyWriteExecute']) expect(unit.has(key)).toBe(false);
+});
+
+test('systemd-analyze verify has nothing to say about the printed unit', () => {
+  expect(verify(unitPath)).toEqual({ status: 0, output: '' });
+});
+
+test('systemd-analyze verify does speak up when a line of the unit is broken', () => {
+  // Guards the test above: a checker that says nothing about anything would prove nothing.
+  const broken = path.join(dir, 'broken', 'rkllm-serve.service');
+  fs.mkdirSync(path.dirname(broken));
+  fs.writeFileSync(broken, unitText.replace(/^Restart=on-failure$/m, 'Restart=on-failur'));
+  const result = verify(broken);
+  expect(result.output).toMatch(/rkllm-serve\.service:\d+: Failed to parse service restart specifier/);
+});
+
+test('the readiness wait exits 0 once GET /health answers 200, and 1 with the reason when nothing answers', async () => {
+  const server = await ServerProcess.start({ disable: ['stdio', 'tcp', 'udp', 'websocket'], expect: ['http'] });
+  const ready = spawnSync(process.execPath, [WAIT_READY, HOST, String(server.port('http')), '10'], { encoding: 'utf8', timeout: 15_000 });
+  expect({ status: ready.status, stderr: ready.stderr }).toEqual({ status: 0, stderr: '' });
+  const port = server.port('http');
+  await server.stop();
+  const started = Date.now();
+  const absent = spawnSync(process.execPath, [WAIT_READY, HOST, String(port), '2'], { encoding: 'utf8', timeout: 15_000 });
+  expect(absent.status).toBe(1);
+  expect(absent.stderr).toContain(`rkllm-serve is not ready after 2 s: GET http://${HOST}:${port}/health gave ECONNREFUSED`);
+  expect(Date.now() - started).toBeLessThan(5000);
+}, 40_000);
