@@ -17,9 +17,13 @@ export interface SystemdUnit {
   readonly notes: string[];
 }
 
-/** One word of an Exec line: systemd reads `%` as a specifier and `$` as a variable, so both are doubled. */
-function execWord(value: string): string {
-  const escaped = value.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+/**
+ * One word of an Exec line. systemd reads `%` as a specifier everywhere, so it is doubled; `$` as
+ * a variable in the arguments only (systemd-analyze verify takes a command's `$$` literally).
+ */
+function execWord(value: string, isCommand: boolean): string {
+  const specifiers = value.replace(/%/g, '%%');
+  const escaped = isCommand ? specifiers : specifiers.replace(/\$/g, '$$$$');
   return /^[A-Za-z0-9_@+=:,./-]+$/.test(escaped) ? escaped : `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
@@ -30,7 +34,7 @@ export function systemdUnit(root: string = packageRoot(), node: string = process
     wait_ready: fs.realpathSync(path.join(root, WAIT_READY_FILE)),
   };
   let text = fs.readFileSync(path.join(root, SYSTEMD_UNIT_FILE), 'utf8');
-  for (const [name, value] of Object.entries(paths)) text = text.split(`{{${name}}}`).join(execWord(value));
+  for (const [name, value] of Object.entries(paths)) text = text.split(`{{${name}}}`).join(execWord(value, name === 'node'));
   const notes: string[] = [];
   const inHome = Object.values(paths).filter((file) => HOME_PREFIXES.some((prefix) => file.startsWith(prefix)));
   if (inHome.length > 0) {

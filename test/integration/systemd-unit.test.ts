@@ -5,7 +5,9 @@
 
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
+import { systemdUnit } from '../../lib/cli/systemd-unit';
 import { BIN, HOST, makeTempDir, REPO_ROOT, runCli, ServerProcess, stopAllServers } from './client';
 
 const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
@@ -90,3 +92,36 @@ test('the readiness wait exits 0 once GET /health answers 200, and 1 with the re
   expect(absent.stderr).toContain(`rkllm-serve is not ready after 2 s: GET http://${HOST}:${port}/health gave ECONNREFUSED`);
   expect(Date.now() - started).toBeLessThan(5000);
 }, 40_000);
+
+test('a node in a home folder gets ProtectHome=read-only and a note, and the unit still verifies', () => {
+  // Node from a version manager lives in a home folder, which ProtectHome=yes would hide.
+  const home = fs.mkdtempSync(path.join(os.homedir(), '.rkllm-unit-'));
+  try {
+    expect(home).toMatch(/^\/(home|root)\//);
+    const node = path.join(home, 'node');
+    fs.writeFileSync(node, '#!/bin/sh\n', { mode: 0o755 });
+    const unit = systemdUnit(REPO_ROOT, node);
+    expect(settings(unit.text).get('ProtectHome')).toBe('read-only');
+    expect(settings(unit.text).get('ExecStart')).toMatch(new RegExp(`^${node} `));
+    expect(unit.notes).toEqual([`${node} lies in a home folder, so the unit has ProtectHome=read-only; a system-wide node and install keep homes hidden`]);
+    const file = path.join(dir, 'home', 'rkllm-serve.service');
+    fs.mkdirSync(path.dirname(file));
+    fs.writeFileSync(file, unit.text);
+    expect(verify(file)).toEqual({ status: 0, output: '' });
+  } finally {
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('paths with spaces, % or $ are quoted, and % escaped, so systemd runs that very file', () => {
+  const odd = path.join(dir, 'odd dir %n $HOME');
+  fs.mkdirSync(odd);
+  const node = path.join(odd, 'node');
+  fs.writeFileSync(node, '#!/bin/sh\n', { mode: 0o755 });
+  const unit = systemdUnit(REPO_ROOT, node);
+  expect(settings(unit.text).get('ExecStart')).toContain(`"${node.split('%').join('%%')}" `);
+  const file = path.join(dir, 'odd', 'rkllm-serve.service');
+  fs.mkdirSync(path.dirname(file));
+  fs.writeFileSync(file, unit.text);
+  expect(verify(file)).toEqual({ status: 0, output: '' });
+});
