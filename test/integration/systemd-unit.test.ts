@@ -53,6 +53,9 @@ afterAll(async () => {
 test('the printed unit runs this node and this bin, without stdio, as its own user, restarting on failure', () => {
   const unit = settings(unitText);
   expect(unitText).not.toMatch(/\{\{|\}\}/);
+  // Only the Exec lines name this installation's paths; the comments stay as shipped.
+  const withPaths = unitText.split('\n').filter((line) => line.includes(fs.realpathSync(BIN)));
+  expect(withPaths.map((line) => line.split('=')[0])).toEqual(['ExecStart']);
   expect(unit.get('ExecStart')).toMatch(new RegExp(`^${fs.realpathSync(process.execPath)} ${fs.realpathSync(BIN)} --disable-stdio `));
   expect(unit.get('ExecStart')).toContain('--host ${RKLLM_SERVE_HOST}');
   expect(unit.get('ExecStartPost')).toBe(`${fs.realpathSync(process.execPath)} ${fs.realpathSync(WAIT_READY)} \${RKLLM_SERVE_HOST} 8082 170`);
