@@ -2,14 +2,15 @@
 // with the documented docs/cluster/haproxy.cfg (only the addresses and the check interval are
 // substituted). Requests spread over the three (leastconn), a board killed mid-stream is taken
 // out of rotation and its client's retry gets a whole answer from another, and a board still
-// loading its model gets no traffic until it is ready. Which board answered is the X-Served-By
-// header the documented config adds.
+// loading its model gets no traffic until it is ready; the API key and WebSocket pass through.
+// Which board answered is the X-Served-By header the documented config adds.
 
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as net from 'net';
 import * as path from 'path';
+import WebSocket from 'ws';
 import {
   countTo,
   HOST,
@@ -35,6 +36,9 @@ const SLOW_LOAD_MS = 6000;
 /** The check interval put in for the documented 2 s, so a state change shows within a second. */
 const TEST_CHECK_INTERVAL = '200ms';
 const REQUEST_TIMEOUT_MS = 20_000;
+/** Every board has the same key; the balancer passes Authorization through. */
+const API_KEY = 'cluster-test-key';
+const AUTH = { authorization: `Bearer ${API_KEY}` };
 
 interface Ports {
   http: number;
@@ -89,6 +93,7 @@ function startBoard(board: Board, model: string, wait: boolean): Promise<ServerP
     disable: ['stdio', 'tcp', 'udp'] as ('stdio' | 'tcp' | 'udp')[],
     ports: boardPorts[board],
     stdin: 'devnull' as const,
+    args: ['--api-key', API_KEY],
   };
   if (!wait) {
     const server = ServerProcess.spawn(options);
@@ -173,7 +178,12 @@ interface ChatOutcome {
  * One OpenAI chat request through haproxy, streamed or not. `onFirstToken` is called once the
  * first content arrives. A stream cut short resolves with complete: false, never rejects.
  */
-function chat(stream: boolean, count: number, onFirstToken?: (board: string | undefined) => void): Promise<ChatOutcome> {
+function chat(
+  stream: boolean,
+  count: number,
+  onFirstToken?: (board: string | undefined) => void,
+  headers: Record<string, string> = AUTH,
+): Promise<ChatOutcome> {
   const body = JSON.stringify({ model: 'default', stream, messages: [{ role: 'user', content: `count to ${count}` }] });
   const outcome = new Promise<ChatOutcome>((resolve, reject) => {
     const request = http.request(
@@ -183,7 +193,7 @@ function chat(stream: boolean, count: number, onFirstToken?: (board: string | un
         method: 'POST',
         path: '/v1/chat/completions',
         agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       },
       (response) => {
         const board = response.headers['x-served-by'] as string | undefined;
@@ -312,6 +322,41 @@ test('requests spread over the three boards, least connections first', async () 
   for (const board of BOARDS) expect(countBy(sequential)[board]).toBeGreaterThan(0);
 }, 60_000);
 
+test('the API key passes through the balancer to the boards, which check it; their health checks need none', async () => {
+  const refused = await chat(false, SHORT, undefined, {});
+  expect(refused.status).toBe(401);
+  expect(BOARDS).toContain(refused.board);
+  const wrong = await chat(false, SHORT, undefined, { authorization: 'Bearer not-the-key' });
+  expect(wrong.status).toBe(401);
+  expect(await chat(false, SHORT)).toMatchObject({ status: 200, text: countTo(SHORT), complete: true });
+  expect(await boardStates()).toEqual({ board1: 'UP', board2: 'UP', board3: 'UP' });
+});
+
+test('WebSocket through the balancer: the upgrade reaches a board in rotation, and JSON-RPC flows over it', async () => {
+  const socket = new WebSocket(`ws://${HOST}:${lbWsPort}/`, { headers: AUTH });
+  try {
+    const board = await withTimeout(
+      new Promise<string | undefined>((resolve, reject) => {
+        socket.once('upgrade', (response) => resolve(response.headers['x-served-by'] as string | undefined));
+        socket.once('error', reject);
+      }),
+      5000,
+      'the WebSocket upgrade through haproxy',
+    );
+    expect(BOARDS).toContain(board);
+    await withTimeout(new Promise((resolve) => (socket.readyState === WebSocket.OPEN ? resolve(undefined) : socket.once('open', resolve))), 5000, 'the socket to open');
+    const reply = withTimeout(
+      new Promise<string>((resolve) => socket.once('message', (data) => resolve(String(data)))),
+      5000,
+      'a JSON-RPC reply over the WebSocket',
+    );
+    socket.send(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'rkllm_get_constants' }));
+    expect(JSON.parse(await reply)).toMatchObject({ jsonrpc: '2.0', id: 7, result: expect.any(Object) });
+  } finally {
+    socket.terminate();
+  }
+});
+
 test('a board killed mid-stream is taken out of rotation, and its client retries onto another board', async () => {
   const killed: Board = 'board2';
   let killedAt = 0;
@@ -352,7 +397,7 @@ test('JSON-RPC over HTTP (POST /) stays on one board for one client address, for
     const reply = await new Promise<{ status: number; board?: string; body: string }>((resolve, reject) => {
       const body = JSON.stringify({ jsonrpc: '2.0', id: i, method: 'rkllm_get_constants' });
       const request = http.request(
-        { host: HOST, port: lbPort, method: 'POST', path: '/', agent: false, headers: { 'content-type': 'application/json' } },
+        { host: HOST, port: lbPort, method: 'POST', path: '/', agent: false, headers: { ...AUTH, 'content-type': 'application/json' } },
         (response) => {
           let text = '';
           response.setEncoding('utf8');
