@@ -3,12 +3,13 @@
 // (`systemd-analyze verify`) finds nothing to say about it, and its readiness wait
 // (systemd/wait-ready.js, the ExecStartPost) tells a ready server from one that is not there.
 
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { systemdUnit } from '../../lib/cli/systemd-unit';
-import { BIN, HOST, makeTempDir, REPO_ROOT, runCli, ServerProcess, stopAllServers } from './client';
+import { BIN, HOST, makeTempDir, REPO_ROOT, runCli, ServerProcess, stopAllServers, withTimeout } from './client';
 
 const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
 const WAIT_READY = path.join(REPO_ROOT, 'systemd', 'wait-ready.js');
@@ -128,3 +129,67 @@ test('paths with spaces, % or $ are quoted, and % escaped, so systemd runs that 
   fs.writeFileSync(file, unit.text);
   expect(verify(file)).toEqual({ status: 0, output: '' });
 });
+
+/** An Exec line's words as systemd makes them: `${VAR}` stays one word, `$VAR` splits at spaces. */
+function execWords(line: string, env: Record<string, string>): string[] {
+  return line.split(/\s+/).flatMap((word) => {
+    const braced = /^\$\{(\w+)\}$/.exec(word);
+    if (braced) return [env[braced[1]] ?? ''];
+    const bare = /^\$(\w+)$/.exec(word);
+    if (bare) return (env[bare[1]] ?? '').split(/\s+/).filter((part) => part !== '');
+    return [word];
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, HOST, () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function exitOf(command: string[], timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, stderr })));
+  return withTimeout(exited, timeoutMs, command.join(' ')).finally(() => child.exitCode === null && child.kill('SIGKILL'));
+}
+
+test("the unit's ExecStart, run as systemd would with the sim runtime, serves, and its ExecStartPost sees it ready", async () => {
+  const unit = settings(unitText);
+  const state = fs.mkdtempSync(path.join(dir, 'state-'));
+  const cache = fs.mkdtempSync(path.join(dir, 'cache-'));
+  fs.mkdirSync(path.join(state, 'models'));
+  const port = await freePort();
+  const env = {
+    RKLLM_SERVE_HOST: HOST,
+    RKLLM_SERVE_RUNTIME: 'sim',
+    RKLLM_SERVE_MODEL: 'sim:instant',
+    RKLLM_SERVE_ARGS: `--tcp-port 0 --udp-port 0 --ws-port 0 --http-port ${port}`,
+  };
+  // The unit's own directories, which systemd would create, stand in temporary folders.
+  const start = execWords(unit.get('ExecStart')!, env).map((word) =>
+    word === '/var/lib/rkllm-serve/models' ? path.join(state, 'models') : word === '/var/cache/rkllm-serve' ? cache : word,
+  );
+  const post = execWords(unit.get('ExecStartPost')!, env).map((word) => (word === '8082' ? String(port) : word));
+  expect(start).toContain('--disable-stdio');
+  expect(post.slice(-3)).toEqual([HOST, String(port), '170']);
+  const server = spawn(start[0], start.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let serverLog = '';
+  server.stderr!.on('data', (data: Buffer) => (serverLog += data.toString()));
+  try {
+    // Bounded by the test rather than by the 170 s the unit allows.
+    const ready = await exitOf([...post.slice(0, -1), '20'], 25_000);
+    expect({ code: ready.code, stderr: ready.stderr, serverLog: ready.code === 0 ? '' : serverLog }).toEqual({ code: 0, stderr: '', serverLog: '' });
+    expect(server.exitCode).toBeNull();
+  } finally {
+    const gone = new Promise((resolve) => (server.exitCode !== null ? resolve(undefined) : server.once('exit', resolve)));
+    server.kill('SIGTERM');
+    await withTimeout(gone, 5000, 'the server to stop').catch(() => server.kill('SIGKILL'));
+  }
+}, 40_000);
