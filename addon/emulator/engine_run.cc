@@ -193,7 +193,9 @@ Engine::Run::End Engine::Run::save_prompt_cache() {
     if (!engine_.sleep_until(began + from_ms(cost_ms))) {
       prefilled_at_ = Clock::now();
       double fraction = std::min(1.0, ms_between(began, prefilled_at_) / cost_ms);
-      uint64_t written = std::min<uint64_t>(full - 1, static_cast<uint64_t>(static_cast<double>(full) * fraction));
+      // Short of the whole by at least a byte, so it never passes for a complete save.
+      uint64_t written = std::min<uint64_t>(full > 0 ? full - 1 : 0,
+                                            static_cast<uint64_t>(static_cast<double>(full) * fraction));
       if (!write_prompt_cache(request_.prompt_cache_path, owner, prompt_ids_, written, &error)) {
         runtime_log('E', "aborted prompt cache save: %s", error.c_str());
       }

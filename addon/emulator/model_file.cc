@@ -144,7 +144,8 @@ bool parse_spec(const json::Value& root, ModelSpec* spec, std::string* error) {
     return false;
   }
   if (prompt_cache) {
-    if (!read_integer(*prompt_cache, "prompt_cache", "kv_bytes_per_token", 0, 1 << 30, &spec->kv_bytes_per_token, error) ||
+    if (!read_integer(*prompt_cache, "prompt_cache", "kv_bytes_per_token", 0, 1 << 30, &spec->kv_bytes_per_token,
+                      error) ||
         !read_speed(*prompt_cache, "save_mb_per_s", &spec->save_mb_per_s, error) ||
         !read_speed(*prompt_cache, "load_mb_per_s", &spec->load_mb_per_s, error)) {
       return false;

@@ -21,9 +21,15 @@ constexpr uint64_t kMaxTokens = 1ull << 24;
 constexpr size_t kMaxLine = 512;
 constexpr size_t kMaxNameBytes = 256;
 
+// Opened without blocking (a FIFO put at the path must not hang the call), then read buffered.
 class InputFile {
  public:
-  explicit InputFile(const std::string& path) : file_(std::fopen(path.c_str(), "rb")) {}
+  explicit InputFile(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return;
+    file_ = ::fdopen(fd, "rb");
+    if (!file_) ::close(fd);
+  }
   ~InputFile() {
     if (file_) std::fclose(file_);
   }
@@ -32,7 +38,7 @@ class InputFile {
   std::FILE* get() const { return file_; }
 
  private:
-  std::FILE* file_;
+  std::FILE* file_ = nullptr;
 };
 
 // One line without its '\n'; false at EOF, or when no '\n' comes within kMaxLine bytes.

@@ -4,6 +4,7 @@
 // file (a foreign model's included) loads as -1 with an "E rkllm:" line, and answers do not
 // depend on whether earlier turns came from the KV cache or were re-sent whole.
 
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { RKLLMInputType, type Model, type RunChunk, type Runtime } from '../../lib';
@@ -215,7 +216,16 @@ describe('prompt cache (emulated runtime)', () => {
       await destroyModel(slowSave);
     }
 
-    const byOther = path.join(scratch, 'by-other.bin');
+    const byOther = path.join(scratch, 'saved-by-other.bin');
+    const other = await loadModelFile(runtime, otherPath, CONTEXT);
+    try {
+      await other.run(prompt, { prompt_cache_params: { save_prompt_cache: true, prompt_cache_path: byOther } });
+    } finally {
+      await destroyModel(other);
+    }
+    // Opening a FIFO for reading would wait for a writer: the load must not.
+    const fifo = path.join(scratch, 'fifo.bin');
+    execFileSync('mkfifo', [fifo]);
     const cases: Array<[string, string, string]> = [
       ['good', good, ''],
       ['not-a-cache', variant('not-a-cache', 'just some text\n', 0), 'is not an emulated prompt cache file'],
@@ -232,6 +242,9 @@ describe('prompt cache (emulated runtime)', () => {
       ['truncated', variant('truncated', text, kvBytes - 1), 'is truncated'],
       ['overlong', variant('overlong', text, kvBytes + 1), 'is longer than its header says'],
       ['empty', variant('empty', '', 0), 'is not an emulated prompt cache file'],
+      ['directory', scratch, 'is not a regular file'],
+      ['fifo', fifo, 'is not a regular file'],
+      ['missing', path.join(scratch, 'no-such.bin'), 'cannot open prompt cache'],
     ];
     // The aborted save was written by a model with other save figures: another model file.
     const abortedHere = path.join(scratch, 'aborted-here.bin');
