@@ -242,9 +242,11 @@ export class ServerCore {
     return readinessOf({
       startupLoading: this.residency.startupIsLoading,
       loading: this.residency.loadingModels(),
-      failed: this.hostReports()
-        .filter((host) => host.state === 'failed')
-        .map((host) => host.handle),
+      // A model a client loaded with rkllm_init is that client's own: its failure is not the server's.
+      failed: this.models
+        .all()
+        .filter((loaded) => this.residency.entryOf(loaded) !== undefined && this.runtime.hostStatus?.(loaded.model)?.state === 'failed')
+        .map((loaded) => loaded.handle),
       loadedModels: this.models.size,
       servableCatalogModels: this.catalog.hasServableModels(),
     });

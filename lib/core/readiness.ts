@@ -6,7 +6,9 @@ import type { LoadingModel } from './residency';
 /**
  * - loading: the start-up model is still loading (its requests wait for it; a balancer should
  *   send them elsewhere meanwhile);
- * - failed: a model's host gave up (--host-max-failures within --host-failure-window);
+ * - failed: the host of a catalog model (the start-up model, or one loaded on demand) gave up
+ *   (--host-max-failures within --host-failure-window); a model a client loaded with rkllm_init
+ *   serves that client only and leaves readiness alone;
  * - no_model: nothing loaded and no model a request could name (an empty catalog);
  * - ok: otherwise. A catalog model not loaded yet is idle, not unready: it loads on demand.
  */
@@ -16,7 +18,7 @@ export interface Readiness {
   readonly status: ReadinessStatus;
   /** Every load under way, the start-up model's and on-demand ones. */
   readonly loading: readonly LoadingModel[];
-  /** Handles of the models whose host has failed for good. */
+  /** Handles of the catalog models whose host has failed for good. */
   readonly failed: readonly string[];
 }
 
