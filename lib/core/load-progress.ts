@@ -13,8 +13,8 @@ export interface LoadSubject {
   readonly name: string;
   /** What rkllm_init is given (a file path or sim:NAME). */
   readonly path: string;
-  /** The registry handle it loads under. */
-  readonly handle: string;
+  /** The registry handle it loads under (unknown yet for an rkllm_init that lets the server name it). */
+  readonly handle?: string;
 }
 
 function seconds(ms: number): string {
