@@ -1,10 +1,12 @@
-// `rkllm-serve`: reads the settings, creates the server (runtime opened, start-up model loaded),
-// starts every enabled transport, and shuts all of it down on SIGINT/SIGTERM, or when stdin ends
-// and stdio was the only transport. Start-up failures are one message on stderr and a non-zero
-// exit with nothing left running.
+// `rkllm-serve`: reads the settings, creates the server (runtime opened), starts every enabled
+// transport, then loads the start-up model (requests for it wait meanwhile; /health says
+// loading), and shuts all of it down on SIGINT/SIGTERM, or when stdin ends and stdio was the
+// only transport. Start-up failures are one message on stderr and a non-zero exit with nothing
+// left running (a model that fails to load: after the transports are closed again).
 
 import * as fs from 'fs';
 import * as path from 'path';
+import * as tty from 'tty';
 import type { Logger } from 'pino';
 import { isRkllmError } from '../errors';
 import { packageRoot } from '../package-root';
@@ -78,7 +80,7 @@ class Service {
 
   async start(): Promise<void> {
     try {
-      this.server = await createServer(this.config, this.logger);
+      this.server = await createServer(this.config, this.logger, { deferStartupModel: true });
     } catch (error) {
       printError(error instanceof Error ? error.message : String(error));
       this.exit(EXIT_FAILURE);
@@ -97,6 +99,18 @@ class Service {
     }
     if (this.config.enableTestHooks) {
       for (const [name, dialer] of dialersFor(this.transports, addresses, this.config.apiKey)) server.registerDialer(name, dialer);
+    }
+    try {
+      await server.loadStartupModel();
+    } catch (error) {
+      // A signal meanwhile is a shutdown under way, not a failure.
+      if (this.stopping) return;
+      printError(error instanceof Error ? error.message : String(error));
+      this.stopping = true;
+      this.transports.stopAccepting();
+      await settleWithin(server.shutdown(), this.config.shutdownTimeoutMs);
+      await this.transports.stopAll();
+      this.exit(EXIT_FAILURE);
     }
   }
 
@@ -154,8 +168,9 @@ class Service {
 export async function main(args: readonly string[] = process.argv.slice(2)): Promise<void> {
   let config: ServerConfig;
   let printSystemdUnit: boolean;
+  let stdioNote: string | undefined;
   try {
-    ({ config, printSystemdUnit } = parseCommandLine(args, packageVersion()));
+    ({ config, printSystemdUnit, stdioNote } = parseCommandLine(args, packageVersion(), { stdinIsTty: tty.isatty(0) }));
   } catch (error) {
     if (error instanceof UsageError || (error instanceof Error && error.name === 'YError')) {
       printError(`${error.message}\nRun 'rkllm-serve --help' for the options.`);
@@ -171,6 +186,7 @@ export async function main(args: readonly string[] = process.argv.slice(2)): Pro
   }
   if (config.transports.stdio.enabled) keepStdoutForProtocol();
   const logger = createLogger(config.logLevel);
+  if (stdioNote !== undefined) logger.info({ transport: 'stdio', enabled: config.transports.stdio.enabled }, stdioNote);
   const service = new Service(config, logger);
   process.on('SIGINT', () => service.stop('SIGINT'));
   process.on('SIGTERM', () => service.stop('SIGTERM'));

@@ -37,6 +37,14 @@ export interface ParsedCommandLine {
   readonly config: ServerConfig;
   /** --print-systemd-unit: print the unit file for this installation and exit. */
   readonly printSystemdUnit: boolean;
+  /** Said at start-up when stdin is a terminal: whether stdio is served there, and how to change it. */
+  readonly stdioNote?: string;
+}
+
+/** What the command line depends on besides its arguments. */
+export interface CommandLineEnvironment {
+  /** Whether stdin is a terminal: stdio is then off unless asked for (a person typing there is no JSON-RPC client). */
+  readonly stdinIsTty?: boolean;
 }
 
 function commandLine(args: readonly string[], version: string) {
@@ -124,6 +132,12 @@ function commandLine(args: readonly string[], version: string) {
     .option('udp-port', portOption('UDP', DEFAULT_PORTS.udp))
     .option('http-port', portOption('HTTP', DEFAULT_PORTS.http))
     .option('ws-port', portOption('WebSocket', DEFAULT_PORTS.websocket))
+    .option('enable-stdio', {
+      type: 'boolean' as const,
+      group: 'Transports:',
+      describe: 'serve stdio even when stdin is a terminal',
+      defaultDescription: 'on, but off when stdin is a terminal',
+    })
     .option('disable-stdio', disableOption('stdio'))
     .option('disable-tcp', disableOption('TCP'))
     .option('disable-udp', disableOption('UDP'))
@@ -266,11 +280,28 @@ function limitOption(describe: string, value: number) {
 }
 
 /** Parses the arguments (without node and the script) into a complete ServerConfig. */
-export function parseCommandLine(args: readonly string[], version: string): ParsedCommandLine {
+export function parseCommandLine(args: readonly string[], version: string, environment: CommandLineEnvironment = {}): ParsedCommandLine {
   const argv = commandLine(args, version).parseSync();
   const file: ConfigFile = argv.config !== undefined ? readConfigFile(argv.config) : {};
   const config = mergeSettings(file, argv);
-  return { config, printSystemdUnit: argv['print-systemd-unit'] === true };
+  const stdioNote = settleStdio(config, file, argv, environment.stdinIsTty === true);
+  return { config, printSystemdUnit: argv['print-systemd-unit'] === true, stdioNote };
+}
+
+/**
+ * stdio's default: on when stdin is a pipe, a socket, a file or /dev/null (a parent process
+ * speaks JSON-RPC there), off when it is a terminal, unless the only transport left is stdio.
+ * --enable-stdio, --disable-stdio or transports.stdio.enabled in the file decide instead.
+ */
+function settleStdio(config: ServerConfig, file: ConfigFile, flags: Flags, stdinIsTty: boolean): string | undefined {
+  if (flags['enable-stdio'] === true && flags['disable-stdio'] === true) throw new UsageError('--enable-stdio and --disable-stdio contradict each other; give one');
+  if (flags['enable-stdio'] === true) config.transports.stdio.enabled = true;
+  const decided = flags['enable-stdio'] !== undefined || flags['disable-stdio'] !== undefined || file.transports?.stdio?.enabled !== undefined;
+  if (decided || !stdinIsTty || !config.transports.stdio.enabled) return undefined;
+  const others = TRANSPORT_NAMES.some((name) => name !== 'stdio' && config.transports[name].enabled);
+  if (!others) return 'stdin is a terminal and every other transport is off, so stdio serves it: one JSON-RPC request per line';
+  config.transports.stdio.enabled = false;
+  return 'stdio is off because stdin is a terminal; --enable-stdio serves JSON-RPC there anyway';
 }
 
 type Flags = ReturnType<ReturnType<typeof commandLine>['parseSync']>;

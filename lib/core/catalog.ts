@@ -130,6 +130,16 @@ export class Catalog {
     return this.#merge();
   }
 
+  /**
+   * Whether the catalog holds a model a client could name, the emulated runtime's bundled
+   * fixtures left out (the listings leave them out too), as of the last reading of the
+   * directories; a reading older than RESCAN_MS is started for the next call.
+   */
+  hasServableModels(): boolean {
+    if (Date.now() - this.#scannedAt > RESCAN_MS) this.#rescan(Date.now()).catch(() => undefined);
+    return this.#merge().some((entry) => entry.source !== 'sim');
+  }
+
   /** The entry a name belongs to; a miss reads the directories again first (a file may just have arrived). */
   async find(name: string): Promise<CatalogEntry | undefined> {
     const known = this.#merge().find((entry) => entry.names.includes(name));

@@ -15,6 +15,7 @@ import type { RuntimePort } from './model-port';
 import type { ModelEntry, ModelSettings } from './model-settings';
 import { ModelRegistry, type LoadedModel } from './models';
 import { PathPolicy } from './paths';
+import { readinessOf, type Readiness } from './readiness';
 import { RequestRecords } from './request-records';
 import { Residency } from './residency';
 import type { WireRunResult } from './run-result';
@@ -139,7 +140,11 @@ export class ServerCore {
       { modelsDirs: settings.modelsDirs, models: settings.models ?? [], modelDefaults: settings.modelDefaults ?? {}, emulated: runtime.info.emulated },
       logger,
     );
-    this.residency = new Residency(this.models, this.catalog, logger, { maxLoadedModels: settings.maxLoadedModels });
+    this.residency = new Residency(this.models, this.catalog, logger, {
+      maxLoadedModels: settings.maxLoadedModels,
+      maxQueue: settings.maxQueue,
+      requestTimeoutMs: settings.requestTimeoutMs,
+    });
   }
 
   /** The runtime's own RKLLMParam defaults, asked once (they are constant for its life). */
@@ -230,6 +235,21 @@ export class ServerCore {
     const stats: CoreStats = { connections: this.sessions.size, streams: this.streams.size, streamBytes: this.streams.bytes, queued, running, models: this.models.size };
     if (this.runtime.hostStatus) stats.hosts = this.hostReports();
     return stats;
+  }
+
+  /** Whether requests sent now would be served (GET /health's status; lib/core/readiness.ts). */
+  readiness(): Readiness {
+    return readinessOf({
+      startupLoading: this.residency.startupIsLoading,
+      loading: this.residency.loadingModels(),
+      // A model a client loaded with rkllm_init is that client's own: its failure is not the server's.
+      failed: this.models
+        .all()
+        .filter((loaded) => this.residency.entryOf(loaded) !== undefined && this.runtime.hostStatus?.(loaded.model)?.state === 'failed')
+        .map((loaded) => loaded.handle),
+      loadedModels: this.models.size,
+      servableCatalogModels: this.catalog.hasServableModels(),
+    });
   }
 
   /** Each loaded model's host process (none when the runtime runs models in this process). */

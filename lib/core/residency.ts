@@ -7,14 +7,19 @@
 // load waits, bounded, for a model to go idle.
 //
 // Everything here goes through the ModelRegistry (and so RuntimePort.loadModel), so it works the
-// same whether a model lives in this process or in a host of its own.
+// same whether a model lives in this process or in a host of its own. The start-up model loads
+// here too, after the transports are bound: requests that name it meanwhile wait for its load
+// as those of a model loaded on demand do, bounded like its queue (one running and maxQueue
+// waiting; beyond, QUEUE_FULL at once) and by the request timeout. Every load logs its progress
+// (./load-progress.ts).
 
 import * as path from 'path';
 import type { Logger } from 'pino';
 import { RkllmError } from '../errors';
-import type { Catalog, CatalogEntry, ModelListing } from './catalog';
+import { STARTUP_HANDLE, type Catalog, type CatalogEntry, type ModelListing } from './catalog';
 import { applyChatTemplate, resolveChatTemplate } from './chat-templates';
-import type { Job } from './job';
+import { endedError, type Job } from './job';
+import { reportLoadProgress } from './load-progress';
 import { KEEP_FOREVER, paramOf } from './model-settings';
 import type { LoadedModel, ModelRegistry } from './models';
 
@@ -28,6 +33,10 @@ interface Resident {
   loaded: LoadedModel | undefined;
   /** Settles when the load (and its LoRA adapters) has ended. */
   loading: Promise<LoadedModel> | undefined;
+  /** When the load started (Date.now()), while it is under way. */
+  loadingSince: number | undefined;
+  /** Requests waiting for the load to end. */
+  waiting: number;
   /** Requests submitted and not yet settled. */
   active: number;
   lastUsed: number;
@@ -36,8 +45,21 @@ interface Resident {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** A model being loaded, as /health lists it. */
+export interface LoadingModel {
+  readonly name: string;
+  readonly handle: string;
+  readonly elapsed_s: number;
+  /** Requests waiting for it. */
+  readonly waiting: number;
+}
+
 export interface ResidencyLimits {
   readonly maxLoadedModels: number;
+  /** Requests that may wait for a load: one to run first and maxQueue behind it, as on a loaded model's queue. */
+  readonly maxQueue?: number;
+  /** A request waits this long at most for its model to load (0 or absent: no bound beyond the load's own, --host-init-timeout). */
+  readonly requestTimeoutMs?: number;
   /** Bound on a load's wait for room (default ROOM_WAIT_MS). */
   readonly roomWaitMs?: number;
 }
@@ -53,6 +75,8 @@ export class Residency {
   #claimed = 0;
   #waiters: (() => void)[] = [];
   #closed = false;
+  /** Opens the start-up model's load (expectStartup then loadStartup); rejected at close when never opened. */
+  #startupGate: { open(): void; refuse(error: RkllmError): void } | undefined;
 
   constructor(registry: ModelRegistry, catalog: Catalog, logger: Logger, limits: ResidencyLimits) {
     this.#registry = registry;
@@ -81,11 +105,59 @@ export class Residency {
     return loaded;
   }
 
+  /**
+   * The start-up model will be loaded (loadStartup), once the transports are bound: from now on
+   * requests that name it wait for that load, as they wait for any load under way.
+   */
+  expectStartup(entry: CatalogEntry): void {
+    if (this.#startupGate || this.#residents.has(entry.handle)) return;
+    let open!: () => void;
+    let refuse!: (error: RkllmError) => void;
+    const gate = new Promise<void>((resolve, reject) => {
+      open = resolve;
+      refuse = reject;
+    });
+    this.#startupGate = { open, refuse };
+    // Whoever waits for it hears how it ends; nobody need wait.
+    this.#residentFor(entry, undefined, gate).catch(() => undefined);
+  }
+
   /** Loads the start-up model; refused like any load when the registry refuses it. */
   async loadStartup(entry: CatalogEntry): Promise<LoadedModel> {
+    this.#startupGate?.open();
     const loaded = await this.#residentFor(entry);
     this.#armIfIdle(entry.handle);
     return loaded;
+  }
+
+  /**
+   * While the start-up model loads, a wait for it (bounded as any wait for a load) that a
+   * request for "default" takes before it looks the model up; undefined when it is not loading.
+   */
+  startupLoading(signal?: AbortSignal): Promise<void> | undefined {
+    const resident = this.#residents.get(STARTUP_HANDLE);
+    if (!resident?.loading) return undefined;
+    return this.#waitForLoad(resident, resident.loading, signal).then(() => undefined);
+  }
+
+  /** The loads under way, oldest first. */
+  loadingModels(now = Date.now()): LoadingModel[] {
+    const loading: LoadingModel[] = [];
+    for (const resident of this.#residents.values()) {
+      if (resident.loading === undefined || resident.loadingSince === undefined) continue;
+      loading.push({
+        name: resident.entry.name,
+        handle: resident.entry.handle,
+        elapsed_s: Math.round((now - resident.loadingSince) / 100) / 10,
+        waiting: resident.waiting,
+      });
+    }
+    return loading.sort((a, b) => b.elapsed_s - a.elapsed_s);
+  }
+
+  /** Whether the start-up model is being loaded (the server is not ready yet). */
+  get startupIsLoading(): boolean {
+    return this.#residents.get(STARTUP_HANDLE)?.loading !== undefined;
   }
 
   /** Every name a request may use: the catalog's and the handles of rkllm_init's models. */
@@ -168,6 +240,7 @@ export class Residency {
   /** Shutdown: no more keep-alive timers; waiting loads give up. */
   close(): void {
     this.#closed = true;
+    this.#startupGate?.refuse(new RkllmError('the server is shutting down; the start-up model was not loaded', 'SHUTTING_DOWN'));
     for (const resident of this.#residents.values()) this.#clearTimer(resident);
     this.#wake();
   }
@@ -181,7 +254,9 @@ export class Residency {
   async #residentWithRetry(entry: CatalogEntry, signal: AbortSignal | undefined): Promise<LoadedModel> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#residentFor(entry, signal);
+        const pending = this.#residentFor(entry, signal);
+        const resident = this.#residents.get(entry.handle);
+        return await (resident?.loading === pending ? this.#waitForLoad(resident, pending, signal) : pending);
       } catch (error) {
         const givenUpForAnother = error instanceof RkllmError && error.code === 'REQUEST_CANCELLED' && signal?.aborted !== true;
         if (!givenUpForAnother || attempt >= 3) throw error;
@@ -189,20 +264,36 @@ export class Residency {
     }
   }
 
-  /** `signal`: the asker went away; a load still waiting for room gives up (one under way goes on: others may want it). */
-  #residentFor(entry: CatalogEntry, signal?: AbortSignal): Promise<LoadedModel> {
+  /**
+   * `signal`: the asker went away; a load still waiting for room gives up (one under way goes on: others may want it).
+   * `gate`: the load starts once it resolves (the start-up model's, once the transports are bound).
+   */
+  #residentFor(entry: CatalogEntry, signal?: AbortSignal, gate?: Promise<void>): Promise<LoadedModel> {
     const existing = this.#residents.get(entry.handle);
     if (existing?.loaded && this.#isRegistered(existing.loaded)) return Promise.resolve(existing.loaded);
     if (existing?.loading) return existing.loading;
-    const resident: Resident = { entry, loaded: undefined, loading: undefined, active: 0, lastUsed: Date.now(), keepAliveMs: undefined, timer: undefined };
+    const resident: Resident = {
+      entry,
+      loaded: undefined,
+      loading: undefined,
+      loadingSince: Date.now(),
+      waiting: 0,
+      active: 0,
+      lastUsed: Date.now(),
+      keepAliveMs: undefined,
+      timer: undefined,
+    };
     this.#residents.set(entry.handle, resident);
-    resident.loading = this.#load(resident, signal).then(
+    resident.loading = (gate ? gate.then(() => this.#load(resident, signal)) : this.#load(resident, signal)).then(
       (loaded) => {
         resident.loaded = loaded;
         resident.loading = undefined;
+        resident.loadingSince = undefined;
         return loaded;
       },
       (error: unknown) => {
+        resident.loading = undefined;
+        resident.loadingSince = undefined;
         if (this.#residents.get(entry.handle) === resident) this.#residents.delete(entry.handle);
         this.#wake();
         throw error;
@@ -214,14 +305,12 @@ export class Residency {
   async #load(resident: Resident, signal: AbortSignal | undefined): Promise<LoadedModel> {
     const { entry } = resident;
     await this.#claimRoom(entry, signal);
-    const started = Date.now();
     const pending = this.#registry.load(paramOf(entry.settings, entry.modelPath), entry.handle, entry.settings);
     // The registry counts it as loading from here on (or has refused it already).
     this.#claimed -= 1;
-    const loaded = await pending.catch((error: unknown) => {
+    const loaded = await reportLoadProgress(this.#logger, { name: entry.name, handle: entry.handle, path: entry.modelPath }, pending).catch((error: unknown) => {
       throw this.#explainLoadFailure(entry, error);
     });
-    this.#logger.info({ handle: entry.handle, model: entry.file, ms: Date.now() - started, max_context_len: entry.settings.max_context_len }, 'model loaded');
     for (const adapter of entry.settings.lora ?? []) {
       const adapterPath = path.resolve(entry.directory, adapter.path);
       const name = adapter.name ?? path.basename(adapter.path).replace(/\.rkllm$/i, '');
@@ -245,6 +334,47 @@ export class Residency {
       }
     }
     return loaded;
+  }
+
+  /**
+   * One request's wait for a load: refused at once when as many wait as the model's queue takes,
+   * given up when the request goes away (the load goes on for the others) or its timeout passes.
+   */
+  #waitForLoad(resident: Resident, loading: Promise<LoadedModel>, signal: AbortSignal | undefined): Promise<LoadedModel> {
+    const { maxQueue, requestTimeoutMs = 0 } = this.#limits;
+    if (maxQueue !== undefined && resident.waiting >= maxQueue + 1) {
+      return Promise.reject(
+        new RkllmError(`${resident.waiting} requests are already waiting for '${resident.entry.name}' to load (limit ${maxQueue + 1}: one to run and --max-queue ${maxQueue})`, 'QUEUE_FULL', {
+          facts: { limit: maxQueue },
+        }),
+      );
+    }
+    resident.waiting += 1;
+    return new Promise<LoadedModel>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      let done = false;
+      // The first outcome wins; each path leaves the count and the listeners as it found them.
+      const finish = (outcome: () => void): void => {
+        if (done) return;
+        done = true;
+        resident.waiting -= 1;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        outcome();
+      };
+      const onAbort = (): void =>
+        finish(() => reject(new RkllmError(`the request went away while '${resident.entry.name}' loaded`, 'REQUEST_CANCELLED', { facts: { reason: 'connection_closed' } })));
+      if (requestTimeoutMs > 0) {
+        timer = setTimeout(() => finish(() => reject(endedError('timeout'))), requestTimeoutMs);
+        timer.unref();
+      }
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+      loading.then(
+        (loaded) => finish(() => resolve(loaded)),
+        (error: unknown) => finish(() => reject(error)),
+      );
+    });
   }
 
   /** A context the runtime refuses is the likeliest cause of a failed init a setting can fix: say which. */

@@ -1,6 +1,10 @@
-// rkllm_run and rkllm_run_async: queued on the model's scheduler, one on the NPU at a time.
+// rkllm_run and rkllm_run_async: queued on the model's scheduler, one on the NPU at a time. A
+// run on the start-up model ("default", or no handle) while it is still loading waits for it
+// (lib/core/residency.ts bounds the wait) instead of finding no model.
 
 import { Type } from '@sinclair/typebox';
+import { STARTUP_HANDLE } from '../core/catalog';
+import { RkllmError } from '../errors';
 import type { MethodContext } from './context';
 import { defineMethod, type MethodEntry } from './define';
 import { readRunRequest, startRun, type RunMode } from './runs';
@@ -19,8 +23,20 @@ const RunParams = Type.Object({
 type RunParamsType = (typeof RunParams)['static'];
 
 function run(params: RunParamsType, context: MethodContext, mode: RunMode): unknown {
-  const loaded = context.core.models.resolve(params.handle);
-  return startRun(context, loaded, readRunRequest(params), mode);
+  const { core, connection } = context;
+  const startup = params.handle === undefined || params.handle === STARTUP_HANDLE ? core.residency.startupLoading() : undefined;
+  if (startup === undefined) {
+    const loaded = core.models.resolve(params.handle);
+    return startRun(context, loaded, readRunRequest(params), mode);
+  }
+  // Bad input is refused now, not after the load.
+  const request = readRunRequest(params);
+  return startup.then(() => {
+    if (core.sessions.isClosed(connection)) {
+      throw new RkllmError('the connection closed while the start-up model loaded', 'REQUEST_CANCELLED', { facts: { reason: 'connection_closed' } });
+    }
+    return startRun(context, core.models.resolve(params.handle), request, mode);
+  });
 }
 
 export const inferenceMethods: MethodEntry[] = [

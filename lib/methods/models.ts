@@ -1,7 +1,9 @@
 // Methods that load, destroy and inspect models. rkllm_destroy and rkllm_abort reach every
 // client of the model, so they ask the core's model-control policy first (--model-control).
 
+import * as path from 'path';
 import { Type } from '@sinclair/typebox';
+import { reportLoadProgress } from '../core/load-progress';
 import type { PartialParam } from '../runtime/param';
 import { defineMethod, type MethodEntry } from './define';
 import { controlledModel } from './model-state';
@@ -33,7 +35,9 @@ export const modelMethods: MethodEntry[] = [
       // The same --max-loaded-models as the models loaded on demand: an idle one of those makes room.
       await core.residency.makeRoomForInit();
       const modelPath = core.paths.modelFile('param.model_path', param.model_path);
-      const loaded = await core.models.load({ ...withoutReserved(param), model_path: modelPath } as PartialParam, handle);
+      const loading = core.models.load({ ...withoutReserved(param), model_path: modelPath } as PartialParam, handle);
+      // A client's load takes as long as any (30-60 s on a board): the log shows it going on.
+      const loaded = await reportLoadProgress(core.logger, { name: handle ?? path.basename(param.model_path), handle, path: param.model_path }, loading);
       core.control.loadedBy(loaded, connection);
       core.logger.info({ handle: loaded.handle, model: param.model_path, domain: loaded.domain }, 'model loaded');
       return { handle: loaded.handle, base_domain_id: loaded.domain };

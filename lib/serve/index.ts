@@ -1,8 +1,10 @@
 // The composition root: the one place that wires it all. createServer opens the runtime (in a
 // probe host: every model lives in a host process of its own, lib/host), builds the core and
-// its front ends and loads the start-up model as "default"; the command line then
-// starts the transports on it (lib/cli). Start-up failures are RkllmErrors whose message is one
-// paragraph the command line can print as it is.
+// its front ends and loads the start-up model as "default". The command line defers that load:
+// it binds the transports first (a port conflict is reported at once, and probes get an answer
+// during a load of 30-60 s), then calls loadStartupModel(); requests for the model meanwhile
+// wait for it. Start-up failures are RkllmErrors whose message is one paragraph the command
+// line can print as it is.
 
 import { promises as fsp } from 'fs';
 import type { Logger } from 'pino';
@@ -10,6 +12,7 @@ import { ApiKey } from '../auth';
 import { ServerCore } from '../core/core';
 import { RkllmError, isRkllmError } from '../errors';
 import { HostRuntime } from '../host/host-runtime';
+import { isSimModelPath } from '../runtime/emulated';
 import { TransportManager, type TransportManagerOptions } from '../transports/manager';
 import { modelControlPolicy, type ServerConfig } from './config';
 import { createLogger } from './logger';
@@ -42,7 +45,28 @@ async function openConfiguredRuntime(config: ServerConfig, logger: Logger): Prom
   }
 }
 
-export async function createServer(config: ServerConfig, logger: Logger = createLogger(config.logLevel)): Promise<RkllmServer> {
+export interface CreateServerOptions {
+  /** Leave the start-up model to the caller's server.loadStartupModel() (after binding); default: loaded before createServer resolves. */
+  readonly deferStartupModel?: boolean;
+}
+
+/** A start-up model file that cannot be read is known at once, before anything is bound or loaded. */
+async function checkReadable(modelPath: string): Promise<void> {
+  if (isSimModelPath(modelPath)) return;
+  try {
+    const handle = await fsp.open(modelPath, 'r');
+    await handle.close();
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new RkllmError(`Could not load the start-up model '${modelPath}': ${reason}; fix --model (or "model" in the config file)`, 'MODEL_INIT_FAILED');
+  }
+}
+
+export async function createServer(
+  config: ServerConfig,
+  logger: Logger = createLogger(config.logLevel),
+  options: CreateServerOptions = {},
+): Promise<RkllmServer> {
   // libuv starts its thread pool at its first use and aborts the process when it cannot start a
   // thread then (a thread limit reached later). The addon's first call used to start it here;
   // with the runtime in hosts nothing does, so one file operation starts it now.
@@ -60,13 +84,21 @@ export async function createServer(config: ServerConfig, logger: Logger = create
   if (info.note !== undefined) logger[info.abi === '1.3' && info.release === undefined ? 'warn' : 'info']({ abi: info.abi }, info.note);
   if (config.model !== undefined) {
     const given = typeof config.model === 'string' ? { path: config.model } : config.model;
-    const entry = core.catalog.setStartup(given);
     try {
-      // The operator's own model is not confined to the models directories.
-      await core.residency.loadStartup(entry);
+      await checkReadable(given.path);
     } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
-      throw new RkllmError(`Could not load the start-up model '${given.path}': ${detail}`, 'MODEL_INIT_FAILED');
+      await server.shutdown();
+      throw error;
+    }
+    // Requests for it wait from now on (lib/core/residency.ts).
+    core.residency.expectStartup(core.catalog.setStartup(given));
+  }
+  if (!options.deferStartupModel) {
+    try {
+      await server.loadStartupModel();
+    } catch (error) {
+      await server.shutdown();
+      throw error;
     }
   }
   return server;
@@ -102,7 +134,7 @@ export function createTransports(server: RkllmServer & { readonly apiKey?: ApiKe
     logger: server.logger,
     handler: server,
     routes: server.routes,
-    counts: () => server.stats(),
+    counts: () => ({ ...server.stats(), readiness: server.readiness() }),
     onStdioPeerGone: options.onStdioPeerGone,
     stdio: options.stdio,
   });

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import { ApiKey } from '../auth';
 import type { ServerCore } from '../core/core';
 import type { LoadedModel } from '../core/models';
-import type { RkllmError } from '../errors';
+import { RkllmError } from '../errors';
+import type { Readiness } from '../core/readiness';
 import { JsonRpcFrontEnd } from '../methods';
 import { OllamaApi } from '../ollama/api';
 import { OpenAiApi } from '../openai/api';
@@ -34,6 +35,7 @@ export class Server implements RkllmServer {
   readonly #jsonRpc: JsonRpcFrontEnd;
   readonly #dialers = new Map<TransportName, ClientDialer>();
   #shutdown: Promise<void> | undefined;
+  #startupLoad: Promise<void> | undefined;
 
   constructor(core: ServerCore, config: ServerConfig, logger: Logger) {
     this.core = core;
@@ -82,6 +84,33 @@ export class Server implements RkllmServer {
 
   stats(): ServerStats {
     return this.core.stats();
+  }
+
+  readiness(): Readiness {
+    return this.core.readiness();
+  }
+
+  loadStartupModel(): Promise<void> {
+    this.#startupLoad ??= this.#loadStartup();
+    return this.#startupLoad;
+  }
+
+  async #loadStartup(): Promise<void> {
+    const { catalog, residency } = this.core;
+    // The first reading of the models directories, so that /health knows whether there is a model to serve.
+    const scanned = catalog.entries().catch(() => undefined);
+    const entry = catalog.startup;
+    if (entry) {
+      try {
+        // The operator's own model is not confined to the models directories.
+        await residency.loadStartup(entry);
+      } catch (error) {
+        const detail = error instanceof Error ? error.message : String(error);
+        throw new RkllmError(`Could not load the start-up model '${entry.modelPath}': ${detail}`, 'MODEL_INIT_FAILED');
+      }
+    }
+    await scanned;
+    this.logger.info({ ready: true, startup_model: entry?.name ?? null }, entry ? `ready: ${entry.name} is loaded` : 'ready');
   }
 
   shutdown(): Promise<void> {

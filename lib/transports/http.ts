@@ -1,5 +1,6 @@
-// HTTP: `POST /` carries one JSON-RPC message or batch; `GET /health` answers readiness. Each
-// request is one Connection.
+// HTTP: `POST /` carries one JSON-RPC message or batch; `GET /health` answers readiness (503
+// unless requests would be served now) and `GET /livez` liveness (200 whenever the process
+// serves). Each request is one Connection.
 // - Plain POST: canPush false, so a streaming request answers at once with { stream_id } and its
 //   chunks wait for `poll`. The first send() is the response body; a message that earns no reply
 //   (a notification, an all-notification batch) gets 204.
@@ -9,8 +10,8 @@
 //   away mid-stream closes the Connection, which cancels its streams.
 // Under /v1, the OpenAI-compatible routes (lib/openai) answer instead: the same body limit, and
 // the same models and queues. With config.apiKey set, POST / and /v1 require
-// `Authorization: Bearer <key>` (401 otherwise); GET /health stays open for readiness probes, and
-// so do the routes' public paths (the web page's files, lib/web: GET / and /web/*).
+// `Authorization: Bearer <key>` (401 otherwise); GET /health and GET /livez stay open for probes,
+// and so do the routes' public paths (the web page's files, lib/web: GET / and /web/*).
 // Every request first passes the browser protections (web-guard.ts: Host, Origin, CORS; 403 with
 // the setting to change), and a POST must carry a JSON content type (415): a page's form or
 // text/plain POST never runs. Sockets are counted at accept against limits.maxConnections and
@@ -47,6 +48,8 @@ export interface ServerCounts {
   models: number;
   /** Each loaded model's host process (pid, state, restarts, memory, last failure). */
   hosts?: readonly object[];
+  /** Whether requests would be served now: a status other than 'ok' answers 503 (loading, no_model, failed). */
+  readiness?: { status: string; loading: readonly object[]; failed: readonly string[] };
 }
 
 /** What GET /health reports, besides the engine's own counts. */
@@ -220,9 +223,10 @@ export class HttpTransport implements Transport {
       this.refuse(request, response, path, 400, reason, 'invalid_url', invalidRequest(reason));
       return;
     }
-    if (path === '/health') {
-      if (request.method === 'GET') this.answerHealth(response);
-      else methodNotAllowed(request, response, 'GET');
+    if (path === '/health' || path === '/livez') {
+      if (request.method !== 'GET') methodNotAllowed(request, response, 'GET');
+      else if (path === '/health') this.answerHealth(response);
+      else reply(response, { status: 200, body: { status: 'alive' } });
       return;
     }
     if (this.routes?.owns(path, request.method)) {
@@ -245,13 +249,15 @@ export class HttpTransport implements Transport {
       return;
     }
     request.resume();
-    reply(response, { status: 404, body: invalidRequest(`no such path: ${path}; JSON-RPC is POST /, OpenAI is /v1, readiness is GET /health, the web page is GET /`) });
+    reply(response, { status: 404, body: invalidRequest(`no such path: ${path}; JSON-RPC is POST /, OpenAI is /v1, Ollama is /api, the web page is GET /, readiness is GET /health, liveness is GET /livez`) });
   }
 
   private answerHealth(response: http.ServerResponse): void {
     const { server, transports, shuttingDown } = this.health();
+    const readiness = server.readiness;
+    const status = shuttingDown ? 'shutting_down' : (readiness?.status ?? 'ok');
     const body = {
-      status: shuttingDown ? 'shutting_down' : 'ok',
+      status,
       model_loaded: server.models > 0,
       models: server.models,
       queued: server.queued,
@@ -259,9 +265,11 @@ export class HttpTransport implements Transport {
       streams: server.streams,
       connections: server.connections,
       ...(server.hosts ? { model_hosts: server.hosts } : {}),
+      ...(readiness && readiness.loading.length > 0 ? { loading: readiness.loading } : {}),
+      ...(readiness && readiness.failed.length > 0 ? { failed: readiness.failed } : {}),
       transports,
     };
-    reply(response, { status: shuttingDown ? 503 : 200, body });
+    reply(response, { status: status === 'ok' ? 200 : 503, body });
   }
 
   private authorized(request: http.IncomingMessage): boolean {

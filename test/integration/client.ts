@@ -823,8 +823,10 @@ export interface StartOptions {
   stdin?: 'pipe' | 'devnull';
   /** The network transports whose listening lines to wait for (default: every one not disabled). */
   expect?: NetworkTransport[];
-  /** Bound on the wait for every listening line. */
+  /** Bound on the wait for every listening line (and the ready line). */
   readyTimeoutMs?: number;
+  /** Also wait for the ready line (the start-up model loaded; the transports are bound before it); default true. */
+  waitReady?: boolean;
   env?: NodeJS.ProcessEnv;
   /** A command to run the server under (['prlimit', '--nproc=300']); it must exec node in place. */
   wrapper?: string[];
@@ -849,6 +851,8 @@ export class ServerProcess {
   readonly exited: Promise<ExitInfo>;
   exitInfo?: ExitInfo;
   stdioReady = false;
+  /** The server logged that its start-up model is loaded (or that it has none). */
+  ready = false;
   private stdioClient?: StdioClient;
   private listeners = new Set<() => void>();
 
@@ -910,6 +914,9 @@ export class ServerProcess {
     } else if (msg === 'stdio ready') {
       this.stdioReady = true;
       this.notify();
+    } else if (record.ready === true) {
+      this.ready = true;
+      this.notify();
     }
   }
 
@@ -966,10 +973,11 @@ export class ServerProcess {
     const disabled = new Set(options.disable ?? []);
     const expected = options.expect ?? NETWORK_TRANSPORTS.filter((t) => !disabled.has(t));
     const waitStdio = !disabled.has('stdio') && options.stdin !== 'devnull';
+    const waitReady = options.waitReady !== false;
     try {
       await server.waitFor(
-        `listening lines for ${expected.join(', ')}${waitStdio ? ' and stdio ready' : ''}`,
-        () => expected.every((t) => server.ports[t] !== undefined) && (!waitStdio || server.stdioReady),
+        `listening lines for ${expected.join(', ')}${waitStdio ? ' and stdio ready' : ''}${waitReady ? ' and the ready line' : ''}`,
+        () => expected.every((t) => server.ports[t] !== undefined) && (!waitStdio || server.stdioReady) && (!waitReady || server.ready),
         options.readyTimeoutMs ?? 20_000,
       );
     } catch (error) {
