@@ -12,6 +12,7 @@ import { createLogger, createServer, createTransports, dialersFor, type RkllmSer
 import type { TransportManager } from '../transports/manager';
 import type { CloseReason } from '../transports/stream-peer';
 import { settleWithin, TransportStartError, type ListeningAddress } from '../transports/transport';
+import { announceUrls } from './announce';
 import { parseCommandLine } from './options';
 import { UsageError } from './usage-error';
 
@@ -94,6 +95,7 @@ class Service {
       this.exit(EXIT_FAILURE);
       return;
     }
+    announceUrls(this.config, addresses, this.logger);
     if (this.config.enableTestHooks) {
       for (const [name, dialer] of dialersFor(this.transports, addresses, this.config.apiKey)) server.registerDialer(name, dialer);
     }
@@ -162,7 +164,7 @@ export async function main(args: readonly string[] = process.argv.slice(2)): Pro
     throw error;
   }
   if (config.transports.stdio.enabled) keepStdoutForProtocol();
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFormat);
   const service = new Service(config, logger);
   process.on('SIGINT', () => service.stop('SIGINT'));
   process.on('SIGTERM', () => service.stop('SIGTERM'));

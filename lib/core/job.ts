@@ -79,6 +79,10 @@ export class Job {
   cancelHook: ((job: Job, reason: EndReason) => boolean) | undefined;
   /** Noted before rkllm_abort so the run's end is reported as aborted, not as an error. */
   pendingReason: EndReason | undefined;
+  /** performance.now() when its native run started, and when its first and latest tokens came (streaming jobs): for request records. */
+  runStartedAt: number | undefined;
+  firstTokenAt: number | undefined;
+  lastTokenAt: number | undefined;
 
   constructor(spec: JobSpec) {
     this.spec = spec;

@@ -112,9 +112,12 @@ export class Scheduler {
   #runOf(job: Job, { input, infer }: Pick<JobSpec, 'input' | 'infer'>): ModelRun {
     const run = this.#model.run(input, infer);
     job.run = run;
+    job.runStartedAt = performance.now();
     const onChunks = job.spec.onChunks;
     if (job.spec.streaming && onChunks) {
       run.onChunks((chunks) => {
+        job.lastTokenAt = performance.now();
+        job.firstTokenAt ??= job.lastTokenAt;
         // Answered early (cancelled, finished early): its run is being stopped; nothing more goes out.
         if (!job.settled) onChunks(chunks);
       });

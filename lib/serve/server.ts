@@ -17,6 +17,8 @@ import type { RequestId } from '../rpc/envelope';
 import type { ClientDialer } from './dialers';
 import type { ServerConfig } from './config';
 import { probeConnectionDrop } from './drop-probe';
+import { Metrics } from './metrics';
+import { logRequests } from './request-log';
 import type { RkllmServer, ServerStats } from './types';
 
 export class Server implements RkllmServer {
@@ -25,6 +27,8 @@ export class Server implements RkllmServer {
   readonly core: ServerCore;
   readonly openai: OpenAiApi;
   readonly ollama: OllamaApi;
+  /** GET /metrics (Prometheus). */
+  readonly metrics: Metrics;
   /** The HTTP routes beside JSON-RPC: OpenAI's under /v1, Ollama's under /api. */
   readonly routes: HttpRoutes;
   readonly apiKey: ApiKey;
@@ -53,7 +57,9 @@ export class Server implements RkllmServer {
     };
     this.openai = new OpenAiApi(core, chatSettings);
     this.ollama = new OllamaApi(core, chatSettings);
-    this.routes = new FrontEndRoutes([this.openai, this.ollama]);
+    this.metrics = new Metrics(core);
+    this.routes = new FrontEndRoutes([this.openai, this.ollama, this.metrics]);
+    logRequests(core.requests, logger);
   }
 
   handleMessage(connection: Connection, text: string): Promise<void> {
