@@ -131,9 +131,11 @@ export class RequestRecorder {
     // A streamed run: its first token's arrival; a plain one: its start plus the runtime's prefill time.
     const firstAt = job?.firstTokenAt ?? (job?.runStartedAt !== undefined && run.perf ? job.runStartedAt + run.perf.prefill_time_ms : undefined);
     if (firstAt !== undefined && run.generatedTokens > 0) figures.ttftMs = round(firstAt - this.#startedAt);
-    // The rate the client saw tokens arrive at; a run that streamed nothing: the runtime's own perf.
-    if (job?.firstTokenAt !== undefined && job.lastTokenAt !== undefined && job.lastTokenAt > job.firstTokenAt && run.generatedTokens > 1) {
-      figures.tokensPerSecond = round(((run.generatedTokens - 1) * 1000) / (job.lastTokenAt - job.firstTokenAt));
+    // The decode rate from the runtime's own token times; a run that streamed nothing: its perf.
+    const first = job?.firstTokenUs;
+    const last = job?.lastTokenUs;
+    if (first !== undefined && last !== undefined && last > first && run.generatedTokens > 1) {
+      figures.tokensPerSecond = round(((run.generatedTokens - 1) * 1e6) / (last - first));
     } else if (run.perf && run.perf.generate_time_ms > 0 && run.perf.generate_tokens > 0) {
       figures.tokensPerSecond = round((run.perf.generate_tokens * 1000) / run.perf.generate_time_ms);
     }

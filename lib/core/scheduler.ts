@@ -116,8 +116,9 @@ export class Scheduler {
     const onChunks = job.spec.onChunks;
     if (job.spec.streaming && onChunks) {
       run.onChunks((chunks) => {
-        job.lastTokenAt = performance.now();
-        job.firstTokenAt ??= job.lastTokenAt;
+        job.firstTokenAt ??= performance.now();
+        job.firstTokenUs ??= chunks[0]?.time_us;
+        job.lastTokenUs = chunks[chunks.length - 1]?.time_us ?? job.lastTokenUs;
         // Answered early (cancelled, finished early): its run is being stopped; nothing more goes out.
         if (!job.settled) onChunks(chunks);
       });
