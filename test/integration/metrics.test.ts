@@ -170,6 +170,7 @@ describe('GET /metrics with an API key', () => {
     const server = await ServerProcess.start({ disable: ['stdio'], args: ['--api-key', 'metrics-secret'] });
     const http = new HttpClient(server.port('http'));
     try {
+      expect(server.logs.find((line) => line.api_key === true)?.msg).toMatch(/^API key on/);
       expect((await http.raw('GET', '/metrics')).status).toBe(401);
       expect((await http.raw('GET', '/metrics', undefined, { authorization: 'Bearer wrong' })).status).toBe(401);
       const reply = await http.raw('GET', '/metrics', undefined, { authorization: 'Bearer metrics-secret' });
