@@ -186,5 +186,5 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
 /** A finished generation's counts and token times, for its request record. */
 export function generationFigures(generation: Generation, output: GenerationOutput): RunFigures {
   const perf = output.cut ? undefined : { prefill_time_ms: output.prefillMs, generate_time_ms: output.generateMs, generate_tokens: output.completionTokens };
-  return { job: generation.job, promptTokens: output.promptTokens, generatedTokens: output.completionTokens, perf };
+  return { job: generation.job, promptTokens: perf ? output.promptTokens : undefined, generatedTokens: output.completionTokens, perf };
 }

@@ -49,7 +49,8 @@ export type RequestListener = (record: RequestRecord) => void;
 /** What a request's run reports: its job (token times) and counts. */
 export interface RunFigures {
   job?: Job;
-  promptTokens: number;
+  /** Undefined when the runtime did not say (an answer cut early reports no perf). */
+  promptTokens: number | undefined;
   generatedTokens: number;
   /** The runtime's own perf, when the run ended by itself. */
   perf?: Pick<Perf, 'prefill_time_ms' | 'generate_time_ms' | 'generate_tokens'>;
@@ -126,7 +127,8 @@ export class RequestRecorder {
   }
 
   #timing(run: RunFigures): Partial<RequestRecord> {
-    const figures: Partial<RequestRecord> = { promptTokens: run.promptTokens, generatedTokens: run.generatedTokens };
+    const figures: Partial<RequestRecord> = { generatedTokens: run.generatedTokens };
+    if (run.promptTokens !== undefined) figures.promptTokens = run.promptTokens;
     const job = run.job;
     // A streamed run: its first token's arrival; a plain one: its start plus the runtime's prefill time.
     const firstAt = job?.firstTokenAt ?? (job?.runStartedAt !== undefined && run.perf ? job.runStartedAt + run.perf.prefill_time_ms : undefined);

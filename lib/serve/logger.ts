@@ -18,7 +18,8 @@ export function resolveLogFormat(format: LogFormat, stderrIsTty = process.stderr
 
 function prettyStream(colorize: boolean): DestinationStream {
   const destination = pino.destination({ fd: 2, sync: true });
-  const prettify = prettyFactory({ colorize, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true });
+  // A request line's message already says its route and status (lib/serve/request-log.ts): not repeated.
+  const prettify = prettyFactory({ colorize, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname,front_end,route,status', singleLine: true });
   return {
     write: (line: string) => {
       destination.write(prettify(line));
