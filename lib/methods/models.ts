@@ -29,12 +29,13 @@ export const modelMethods: MethodEntry[] = [
       handle: Type.Optional(Type.String({ minLength: 1, description: 'Extension: the handle to load the model under' })),
     }),
     cheap: false,
-    handler: async ({ param, handle }, { core, connection }) => {
+    handler: async ({ param, handle }, { core, connection, notes }) => {
       // The same --max-loaded-models as the models loaded on demand: an idle one of those makes room.
       await core.residency.makeRoomForInit();
       const modelPath = core.paths.modelFile('param.model_path', param.model_path);
       const loaded = await core.models.load({ ...withoutReserved(param), model_path: modelPath } as PartialParam, handle);
       core.control.loadedBy(loaded, connection);
+      notes.model = loaded.handle;
       core.logger.info({ handle: loaded.handle, model: param.model_path, domain: loaded.domain }, 'model loaded');
       return { handle: loaded.handle, base_domain_id: loaded.domain };
     },
