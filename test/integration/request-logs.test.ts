@@ -9,7 +9,7 @@ import pino from 'pino';
 import { announceUrls } from '../../lib/cli/announce';
 import { defaultConfig } from '../../lib/serve/config';
 import { resolveLogFormat } from '../../lib/serve/logger';
-import { HttpClient, HOST, ServerProcess, TcpClient, stopAllServers, waitUntil, withTimeout } from './client';
+import { HttpClient, HOST, ServerProcess, TcpClient, sleep, stopAllServers, waitUntil, withTimeout } from './client';
 
 jest.setTimeout(60_000);
 
@@ -48,10 +48,12 @@ describe('request lines, --log-format json', () => {
     await stopAllServers();
   });
 
-  /** The request lines (those with a front_end) whose msg is `msg`, once `count` of them are there. */
+  /** The request lines (those with a front_end) whose msg is `msg`: exactly `count`, none more a moment later. */
   async function requestLines(msg: string, count = 1): Promise<Line[]> {
     const lines = () => server.logs.filter((line) => line.front_end !== undefined && line.msg === msg);
     await waitUntil(`${count} log line(s) "${msg}"`, () => lines().length >= count, 5000);
+    await sleep(100);
+    expect(lines()).toHaveLength(count);
     return lines();
   }
 
