@@ -28,7 +28,7 @@ export interface RequestRecord {
   outcome: 'ok' | 'error' | 'cancelled';
   /** The HTTP status answered (HTTP front ends only). */
   httpStatus?: number;
-  /** The domain error's code when the outcome is 'error' (RKLLM_ERROR_CODES), and its message. */
+  /** The domain error's code (RKLLM_ERROR_CODES), or the front end's own for an error of its wire ('model_not_found', 'http_400', 'METHOD_NOT_FOUND'), and its message. */
   errorCode?: string;
   errorMessage?: string;
   /** Tokens the runtime prefilled and generated; undefined: no run. */
