@@ -66,6 +66,7 @@ const ConfigFileSchema = Type.Object(
     logLevel: Type.Optional(
       Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level))),
     ),
+    logFormat: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json')])),
     transports: Type.Optional(
       Type.Object(
         {

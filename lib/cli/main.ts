@@ -14,6 +14,7 @@ import { createLogger, createServer, createTransports, dialersFor, type RkllmSer
 import type { TransportManager } from '../transports/manager';
 import type { CloseReason } from '../transports/stream-peer';
 import { settleWithin, TransportStartError, type ListeningAddress } from '../transports/transport';
+import { announceUrls } from './announce';
 import { parseCommandLine } from './options';
 import { systemdUnit } from './systemd-unit';
 import { UsageError } from './usage-error';
@@ -97,6 +98,7 @@ class Service {
       this.exit(EXIT_FAILURE);
       return;
     }
+    announceUrls(this.config, addresses, this.logger);
     if (this.config.enableTestHooks) {
       for (const [name, dialer] of dialersFor(this.transports, addresses, this.config.apiKey)) server.registerDialer(name, dialer);
     }
@@ -185,7 +187,7 @@ export async function main(args: readonly string[] = process.argv.slice(2)): Pro
     return;
   }
   if (config.transports.stdio.enabled) keepStdoutForProtocol();
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFormat);
   if (stdioNote !== undefined) logger.info({ transport: 'stdio', enabled: config.transports.stdio.enabled }, stdioNote);
   const service = new Service(config, logger);
   process.on('SIGINT', () => service.stop('SIGINT'));

@@ -18,6 +18,7 @@ export const DEFAULT_SIM_MODEL = 'sim:instant';
 export const NO_MODEL = 'none';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
 const ABIS = ABI_SETTINGS;
 const MODEL_CONTROL = ['auto', 'any', 'owner'] as const;
 /** The environment variable the API key may come from instead of --api-key. */
@@ -236,6 +237,13 @@ function commandLine(args: readonly string[], version: string) {
       defaultDescription: defaults.logLevel,
       requiresArg: true,
     })
+    .option('log-format', {
+      type: 'string',
+      group: 'Other:',
+      describe: 'auto (pretty when stderr is a terminal, else json), pretty, json',
+      defaultDescription: defaults.logFormat,
+      requiresArg: true,
+    })
     .example('$0 --runtime sim', 'the emulated runtime and sim:instant on all five transports (ports 8080-8083)')
     .example('$0 --runtime /usr/lib/librkllmrt.so --model /models/qwen2.5-1.5b.rkllm', 'a real model on a Rockchip board')
     .example('$0 --runtime sim --model sim:rk3588-qwen2.5-1.5b --disable-udp', 'RK3588 timing, no UDP')
@@ -373,6 +381,7 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
   const apiKey = flags['api-key'] ?? process.env[API_KEY_ENV] ?? config.apiKey;
   config.apiKey = apiKey === undefined || apiKey === '' ? undefined : apiKey;
   if (flags['log-level'] !== undefined) config.logLevel = oneOf('--log-level', flags['log-level'], LOG_LEVELS, 'unknown level');
+  if (flags['log-format'] !== undefined) config.logFormat = oneOf('--log-format', flags['log-format'], LOG_FORMATS, 'unknown format');
 
   // What the model setting means once everything is known. A list of models in the file is the
   // catalog: no sim model is added beside it.

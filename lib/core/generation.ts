@@ -9,6 +9,7 @@ import type { RKLLMInput, SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
 import { contextLengthExceeded, isContextOverflow } from './context-budget';
+import type { RunFigures } from './request-records';
 import { StopMatcher } from './stop';
 
 export type FinishReason = 'stop' | 'length';
@@ -52,6 +53,8 @@ export interface GenerationSpec {
 
 export interface Generation {
   readonly done: Promise<GenerationOutput>;
+  /** The job on the model's queue (its token times go into the request's record). */
+  readonly job: Job;
   /** Ends the request (the client went away); the run is cancelled. */
   cancel(): void;
 }
@@ -177,5 +180,11 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
     onChunks,
     onSettled,
   });
-  return { done, cancel: () => void job.cancel('connection_closed') };
+  return { done, job, cancel: () => void job.cancel('connection_closed') };
+}
+
+/** A finished generation's counts and token times, for its request record. */
+export function generationFigures(generation: Generation, output: GenerationOutput): RunFigures {
+  const perf = output.cut ? undefined : { prefill_time_ms: output.prefillMs, generate_time_ms: output.generateMs, generate_tokens: output.completionTokens };
+  return { job: generation.job, promptTokens: perf ? output.promptTokens : undefined, generatedTokens: output.completionTokens, perf };
 }

@@ -79,6 +79,12 @@ export class Job {
   cancelHook: ((job: Job, reason: EndReason) => boolean) | undefined;
   /** Noted before rkllm_abort so the run's end is reported as aborted, not as an error. */
   pendingReason: EndReason | undefined;
+  /** For request records: performance.now() when its native run started and when its first token came (streaming jobs). */
+  runStartedAt: number | undefined;
+  firstTokenAt: number | undefined;
+  /** The runtime's own times (RunChunk.time_us, CLOCK_MONOTONIC) of its first and latest tokens (streaming jobs). */
+  firstTokenUs: number | undefined;
+  lastTokenUs: number | undefined;
 
   constructor(spec: JobSpec) {
     this.spec = spec;

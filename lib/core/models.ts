@@ -56,6 +56,8 @@ export class ModelRegistry {
   #defaultDomain: number | undefined;
   /** Set by closeLoading: every later rkllm_init is refused with it. */
   #closedWith: RkllmError | undefined;
+  /** Told of every rkllm_init that ended: how long it took and whether the model loaded (the load-time metric). */
+  readonly #loadListeners: ((handle: string, seconds: number, ok: boolean) => void)[] = [];
 
   constructor(runtime: RuntimePort, limits: ModelLimits) {
     this.#runtime = runtime;
@@ -64,6 +66,15 @@ export class ModelRegistry {
 
   get size(): number {
     return this.#loaded.size;
+  }
+
+  onLoadEnded(listener: (handle: string, seconds: number, ok: boolean) => void): void {
+    this.#loadListeners.push(listener);
+  }
+
+  #loadEnded(handle: string, startedAt: number, ok: boolean): void {
+    const seconds = (performance.now() - startedAt) / 1000;
+    for (const listener of this.#loadListeners) listener(handle, seconds, ok);
   }
 
   /** rkllm_init calls in flight. */
@@ -116,9 +127,11 @@ export class ModelRegistry {
     let answerNow!: (error: RkllmError) => void;
     const abandoned = new Promise<never>((_, reject) => (answerNow = reject));
     abandoned.catch(() => undefined);
+    const startedAt = performance.now();
     const settled = this.#runtime.loadModel({ ...param, extend_param: { ...param.extend_param, base_domain_id: domain } }).then(
       (model): LoadedModel | Promise<never> => {
         this.#loading.delete(handle);
+        this.#loadEnded(handle, startedAt, true);
         if (abandonedWith) return this.#discard(model, domain, abandonedWith);
         const loaded: LoadedModel = { handle, model, domain, scheduler: new Scheduler(model, this.#limits), param, settings };
         this.#loaded.set(handle, loaded);
@@ -128,6 +141,7 @@ export class ModelRegistry {
       (error: unknown) => {
         this.#loading.delete(handle);
         this.#domains.delete(domain);
+        this.#loadEnded(handle, startedAt, false);
         throw error;
       },
     );

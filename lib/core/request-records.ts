@@ -2,6 +2,10 @@
 // and the web page's status view are made of. Front ends emit; observers (lib/serve) listen.
 // The last records are kept in a small ring for the status view.
 
+import { RkllmError } from '../errors';
+import type { Perf } from '../native/binding';
+import type { Job } from './job';
+
 /** Which front end took the request. */
 export type FrontEndName = 'jsonrpc' | 'openai' | 'ollama';
 
@@ -9,15 +13,22 @@ export interface RequestRecord {
   frontEnd: FrontEndName;
   /** The transport it came in on ('http', 'tcp', 'websocket', 'udp', 'stdio'). */
   transport: string;
-  /** The JSON-RPC method, or the HTTP method and path ('POST /v1/chat/completions'). */
+  /**
+   * The JSON-RPC method, or the HTTP method and route ('POST /v1/chat/completions'): one of a
+   * bounded set ('GET /v1/models/{model}', 'unknown route', 'unknown method'), fit for a metric label.
+   */
   route: string;
+  /** What the client asked for, when it differs from `route`: the HTTP method and path, the JSON-RPC method as sent. */
+  path?: string;
+  /** A cheap control call (JSON-RPC poll, cancel, listings): its success is logged at debug only. */
+  control?: boolean;
   /** The model as the client named it; undefined: the request named none. */
   model?: string;
   /** 'ok', 'error' (answered with an error) or 'cancelled' (the client left or cancelled). */
   outcome: 'ok' | 'error' | 'cancelled';
   /** The HTTP status answered (HTTP front ends only). */
   httpStatus?: number;
-  /** The domain error's code when the outcome is 'error' (RKLLM_ERROR_CODES), and its message. */
+  /** The domain error's code (RKLLM_ERROR_CODES), or the front end's own for an error of its wire ('model_not_found', 'http_400', 'METHOD_NOT_FOUND'), and its message. */
   errorCode?: string;
   errorMessage?: string;
   /** Tokens the runtime prefilled and generated; undefined: no run. */
@@ -34,6 +45,110 @@ export interface RequestRecord {
 }
 
 export type RequestListener = (record: RequestRecord) => void;
+
+/** What a request's run reports: its job (token times) and counts. */
+export interface RunFigures {
+  job?: Job;
+  /** Undefined when the runtime did not say (an answer cut early reports no perf). */
+  promptTokens: number | undefined;
+  generatedTokens: number;
+  /** The runtime's own perf, when the run ended by itself. */
+  perf?: Pick<Perf, 'prefill_time_ms' | 'generate_time_ms' | 'generate_tokens'>;
+}
+
+/** Codes that mean the client went away or stopped the request, not that the server failed it. */
+function isCancellation(error: unknown): boolean {
+  return error instanceof RkllmError && error.code === 'REQUEST_CANCELLED';
+}
+
+/**
+ * One request on its way: a front end notes its model, its run and its error as they become
+ * known, and finishes it once, when its answer's last byte is written or its client left.
+ */
+export class RequestRecorder {
+  readonly #records: RequestRecords;
+  readonly #startedAt: number;
+  readonly #record: Pick<RequestRecord, 'frontEnd' | 'transport' | 'route' | 'path' | 'control'>;
+  #model: string | undefined;
+  #run: RunFigures | undefined;
+  #error: { code: string; message: string } | undefined;
+  #cancelled = false;
+  #finished = false;
+
+  /** `startedAt`: performance.now() when the request arrived, if before now. */
+  constructor(records: RequestRecords, record: Pick<RequestRecord, 'frontEnd' | 'transport' | 'route' | 'path' | 'control'>, startedAt = performance.now()) {
+    this.#records = records;
+    this.#record = record;
+    this.#startedAt = startedAt;
+  }
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  set route(route: string) {
+    this.#record.route = route;
+  }
+
+  set control(control: boolean) {
+    this.#record.control = control;
+  }
+
+  noteModel(model: string | undefined): void {
+    if (model !== undefined) this.#model ??= model;
+  }
+
+  noteRun(figures: RunFigures): void {
+    this.#run = figures;
+  }
+
+  /** The request failed with this (the first error noted is the one kept). */
+  noteError(error: unknown, code?: string): void {
+    if (this.#error !== undefined) return;
+    if (isCancellation(error)) this.#cancelled = true;
+    const message = error instanceof Error ? error.message : String(error);
+    this.#error = { code: code ?? (error instanceof RkllmError ? error.code : 'INTERNAL'), message };
+  }
+
+  /** The answer is complete (`httpStatus` for HTTP), or `cancelled`: the client left first. Once only. */
+  finish(httpStatus?: number, cancelled = false): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const endedAt = performance.now();
+    const outcome = cancelled || this.#cancelled ? 'cancelled' : this.#error !== undefined || (httpStatus ?? 200) >= 400 ? 'error' : 'ok';
+    const record: RequestRecord = { ...this.#record, model: this.#model, outcome, durationMs: round(endedAt - this.#startedAt), endedAt: Date.now() };
+    if (httpStatus !== undefined) record.httpStatus = httpStatus;
+    if (this.#error !== undefined && outcome !== 'ok') {
+      record.errorCode = this.#error.code;
+      record.errorMessage = this.#error.message;
+    }
+    if (this.#run) Object.assign(record, this.#timing(this.#run));
+    this.#records.emit(record);
+  }
+
+  #timing(run: RunFigures): Partial<RequestRecord> {
+    const figures: Partial<RequestRecord> = { generatedTokens: run.generatedTokens };
+    if (run.promptTokens !== undefined) figures.promptTokens = run.promptTokens;
+    const job = run.job;
+    // A streamed run: its first token's arrival; a plain one: its start plus the runtime's prefill time.
+    const firstAt = job?.firstTokenAt ?? (job?.runStartedAt !== undefined && run.perf ? job.runStartedAt + run.perf.prefill_time_ms : undefined);
+    if (firstAt !== undefined && run.generatedTokens > 0) figures.ttftMs = round(firstAt - this.#startedAt);
+    // The decode rate from the runtime's own token times; a run that streamed nothing: its perf.
+    const first = job?.firstTokenUs;
+    const last = job?.lastTokenUs;
+    if (first !== undefined && last !== undefined && last > first && run.generatedTokens > 1) {
+      figures.tokensPerSecond = round(((run.generatedTokens - 1) * 1e6) / (last - first));
+    } else if (run.perf && run.perf.generate_time_ms > 0 && run.perf.generate_tokens > 0) {
+      figures.tokensPerSecond = round((run.perf.generate_tokens * 1000) / run.perf.generate_time_ms);
+    }
+    return figures;
+  }
+}
+
+/** Two decimals: what a log line or a metric needs of a duration. */
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
 
 /** How many records the ring keeps for the status view. */
 const KEPT_RECORDS = 50;

@@ -112,9 +112,13 @@ export class Scheduler {
   #runOf(job: Job, { input, infer }: Pick<JobSpec, 'input' | 'infer'>): ModelRun {
     const run = this.#model.run(input, infer);
     job.run = run;
+    job.runStartedAt = performance.now();
     const onChunks = job.spec.onChunks;
     if (job.spec.streaming && onChunks) {
       run.onChunks((chunks) => {
+        job.firstTokenAt ??= performance.now();
+        job.firstTokenUs ??= chunks[0]?.time_us;
+        job.lastTokenUs = chunks[chunks.length - 1]?.time_us ?? job.lastTokenUs;
         // Answered early (cancelled, finished early): its run is being stopped; nothing more goes out.
         if (!job.settled) onChunks(chunks);
       });

@@ -1,10 +1,16 @@
 // What a method handler is given besides its params.
 
-import type { ServerCore } from '../core/core';
+import type { ServerCore, SubmittedRun } from '../core/core';
 import type { Session } from '../core/sessions';
 import type { Connection } from '../rpc/connection';
 import type { RequestId } from '../rpc/envelope';
 import type { TransportName } from '../rpc/connection';
+
+/** What a handler learns of its call for the request's record: the model it ran on, its run. */
+export interface CallNotes {
+  model?: string;
+  run?: SubmittedRun;
+}
 
 /** What test_connection_drop runs: the composition root's probe, which dials real clients. */
 export type DropProbe = (transport: TransportName, handle: string | undefined) => Promise<unknown>;
@@ -22,4 +28,6 @@ export interface MethodContext {
   readonly functionList: readonly unknown[];
   /** test_connection_drop (test hooks only). */
   readonly dropProbe: DropProbe | undefined;
+  /** Filled by the handler for the request's record (./records.ts). */
+  readonly notes: CallNotes;
 }

@@ -15,6 +15,7 @@ import { RpcEngine } from '../rpc/engine';
 import { failure, type RequestId } from '../rpc/envelope';
 import type { DropProbe, MethodContext } from './context';
 import { serverError, toRpcError } from './error-table';
+import { recordCall } from './records';
 import { streamErrorJson } from './runs';
 import { buildMethodTable } from './table';
 
@@ -61,7 +62,9 @@ export class JsonRpcFrontEnd implements MessageHandler {
         session: () => core.sessions.open(connection, this.#sinkFor(connection)),
         functionList,
         dropProbe: options.dropProbe,
+        notes: {},
       }),
+      observe: (connection, call) => recordCall(core, connection, call),
       toRpcError,
       tooLarge: (limit) => serverError('MESSAGE_TOO_LARGE', `the limit is ${limit} bytes`, { limit }),
       maxBatchLength: options.maxBatchLength,

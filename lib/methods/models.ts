@@ -31,7 +31,7 @@ export const modelMethods: MethodEntry[] = [
       handle: Type.Optional(Type.String({ minLength: 1, description: 'Extension: the handle to load the model under' })),
     }),
     cheap: false,
-    handler: async ({ param, handle }, { core, connection }) => {
+    handler: async ({ param, handle }, { core, connection, notes }) => {
       // The same --max-loaded-models as the models loaded on demand: an idle one of those makes room.
       await core.residency.makeRoomForInit();
       const modelPath = core.paths.modelFile('param.model_path', param.model_path);
@@ -39,6 +39,7 @@ export const modelMethods: MethodEntry[] = [
       // A client's load takes as long as any (30-60 s on a board): the log shows it going on.
       const loaded = await reportLoadProgress(core.logger, { name: handle ?? path.basename(param.model_path), handle, path: param.model_path }, loading);
       core.control.loadedBy(loaded, connection);
+      notes.model = loaded.handle;
       core.logger.info({ handle: loaded.handle, model: param.model_path, domain: loaded.domain }, 'model loaded');
       return { handle: loaded.handle, base_domain_id: loaded.domain };
     },

@@ -177,6 +177,8 @@ export function startRun(context: MethodContext, loaded: LoadedModel, request: R
     onSettled: savedCache && (() => savedCache.settled(job?.run)),
   });
   job = submitted.job;
+  context.notes.model = loaded.handle;
+  context.notes.run = submitted;
   if (request.flat.size > 0) flatMembersOfJob.set(submitted.job, request.flat);
   if (submitted.stream && connection.holdUntilStreamsEnd) context.holdUntil(submitted.stream.ended);
   if (mode === 'async' || (mode === 'stream' && !pushable)) return { stream_id: submitted.stream?.id };

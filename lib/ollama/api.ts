@@ -14,7 +14,7 @@ import { chatModelView, type ChatModelView, type ChatSettingsSource } from '../c
 import { guessChatTemplate, resolveChatTemplate } from '../core/chat-templates';
 import { planChat, planRaw, splitMessages, type ChatMessage } from '../core/conversation';
 import type { ServerCore } from '../core/core';
-import { startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from '../core/generation';
+import { generationFigures, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from '../core/generation';
 import { KEEP_FOREVER, keepAliveMs } from '../core/model-settings';
 import type { LoadedModel } from '../core/models';
 import { MAX_STOP_LENGTH } from '../core/stop';
@@ -34,6 +34,7 @@ import {
   type ChatRequest,
   type GenerateRequest, type OllamaMessage, type OllamaOptions, type ShowRequest, type EmbedRequest, type EmbeddingsRequest } from './schemas';
 import { ThinkingSplitter, splitThinking, type AnswerPart } from './thinking';
+import { noteError, recordRequest, recorderOf } from './records';
 
 /**
  * The Ollama API version /api/version reports: the one whose routes and fields this front end
@@ -214,20 +215,29 @@ export class OllamaApi implements OllamaRoutes {
     return path === '/api' || path.startsWith('/api/');
   }
 
-  refuseUnauthorized(response: http.ServerResponse): void {
-    writeError(response, new OllamaError(401, 'missing or incorrect API key: send it as "Authorization: Bearer <key>"'));
+  refuseUnauthorized(response: http.ServerResponse, path = '/api'): void {
+    recordRequest(this.core.requests, response, path);
+    this.writeError(response, new OllamaError(401, 'missing or incorrect API key: send it as "Authorization: Bearer <key>"'));
   }
 
-  refuse(response: http.ServerResponse, status: number, message: string): void {
-    writeError(response, new OllamaError(status, message));
+  refuse(response: http.ServerResponse, status: number, message: string, code = `http_${status}`, path = '/api'): void {
+    recordRequest(this.core.requests, response, path).noteError(new Error(message), code);
+    this.writeError(response, new OllamaError(status, message));
   }
 
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
+    recordRequest(this.core.requests, response, path);
     try {
       this.route(request, response, path, body);
     } catch (error) {
-      writeError(response, toOllamaError(error));
+      this.writeError(response, error);
     }
+  }
+
+  /** The error in Ollama's shape, noted on the request's record. */
+  private writeError(response: http.ServerResponse, error: unknown): void {
+    noteError(response, error);
+    writeError(response, toOllamaError(error));
   }
 
   private route(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
@@ -324,7 +334,7 @@ export class OllamaApi implements OllamaRoutes {
   private answer(response: http.ServerResponse, body: Promise<unknown>): void {
     body.then(
       (value) => writeJson(response, value),
-      (error: unknown) => writeError(response, toOllamaError(error)),
+      (error: unknown) => this.writeError(response, error),
     );
   }
 
@@ -432,6 +442,7 @@ export class OllamaApi implements OllamaRoutes {
   /** The model a request names, loaded first when it is a catalog model that is not. */
   private withModel(response: http.ServerResponse, name: string, keepAlive: number | undefined, use: (loaded: LoadedModel, timing: Timing) => void): void {
     const timing: Timing = { started: Date.now(), loadMs: 0 };
+    recorderOf(response)?.noteModel(name);
     const gone = new AbortController();
     const onClose = (): void => gone.abort();
     response.once('close', onClose);
@@ -444,11 +455,12 @@ export class OllamaApi implements OllamaRoutes {
           use(loaded, timing);
         } catch (error) {
           this.core.residency.setKeepAlive(loaded, keepAlive);
-          writeError(response, toOllamaError(error));
+          this.writeError(response, error);
         }
       },
       (error: unknown) => {
         const names = error instanceof RkllmError && error.code === 'UNKNOWN_HANDLE' ? error.facts?.models : undefined;
+        noteError(response, error);
         writeError(response, Array.isArray(names) ? modelNotFound(name, names as string[]) : toOllamaError(error));
       },
     );
@@ -524,6 +536,7 @@ export class OllamaApi implements OllamaRoutes {
     generation.done.then(
       (output) => {
         this.core.residency.setKeepAlive(loaded, keepAlive);
+        recorderOf(response)?.noteRun(generationFigures(generation, output));
         const { content, thinking, toolCalls } = reply ?? replyOf(output);
         const message: Record<string, unknown> = { role: 'assistant', content };
         if (thinking !== undefined) message.thinking = thinking;
@@ -591,6 +604,7 @@ export class OllamaApi implements OllamaRoutes {
     generation.done.then(
       (output) => {
         this.core.residency.setKeepAlive(loaded, keepAlive);
+        recorderOf(response)?.noteRun(generationFigures(generation, output));
         const stats = statsOf(output, timing);
         if (!lines) {
           const { thinking, content } = think ? splitThinking(output.text) : { thinking: undefined, content: output.text };
@@ -616,17 +630,19 @@ export class OllamaApi implements OllamaRoutes {
     runs.done.then(
       (embeddings) => {
         this.core.residency.setKeepAlive(loaded, keepAlive);
+        recorderOf(response)?.noteRun({ promptTokens: embeddings.reduce((sum, embedding) => sum + embedding.promptTokens, 0), generatedTokens: 0 });
         if (!response.destroyed) writeJson(response, answer(embeddings));
       },
       (error: unknown) => {
         this.core.residency.setKeepAlive(loaded, keepAlive);
-        if (!response.destroyed) writeError(response, toOllamaError(error));
+        if (!response.destroyed) this.writeError(response, error);
       },
     );
   }
 
   /** Before the stream started: an error status. After: an error line (as Ollama sends), then the end. */
   private fail(response: http.ServerResponse, lines: LineStream | undefined, error: unknown): void {
+    noteError(response, error);
     const ollamaError = toOllamaError(error);
     if (!lines) writeError(response, ollamaError);
     else lines.end(ollamaError.toBody());

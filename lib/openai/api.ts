@@ -15,7 +15,7 @@ import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
 import { planChat, planCompletion, splitMessages, type ChatPlan } from '../core/conversation';
 import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError, unauthorized } from './errors';
 import { chatModelView, type ChatModelView, type ChatSettingsSource } from '../core/chat-model';
-import { samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from '../core/generation';
+import { generationFigures, samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from '../core/generation';
 import {
   chatCompletionRequestCheck,
   completionRequestCheck,
@@ -27,6 +27,7 @@ import {
 import { embedInputs } from '../core/embeddings';
 import { MAX_STOP_LENGTH } from '../core/stop';
 import { parseToolCalls, type ToolCall } from '../core/tool-calls';
+import { noteError, recordRequest, recorderOf } from './records';
 
 /** What the HTTP transport needs of this module (it declares the same shape as HttpRoutes). */
 export interface OpenAiRoutes {
@@ -155,20 +156,29 @@ export class OpenAiApi implements OpenAiRoutes {
     return path === '/v1' || path.startsWith('/v1/');
   }
 
-  refuseUnauthorized(response: http.ServerResponse): void {
-    writeOpenAiError(response, unauthorized());
+  refuseUnauthorized(response: http.ServerResponse, path = '/v1'): void {
+    recordRequest(this.core.requests, response, path);
+    this.writeError(response, unauthorized());
   }
 
-  refuse(response: http.ServerResponse, status: number, message: string, code: string): void {
-    writeOpenAiError(response, new OpenAiError(status, 'invalid_request_error', message, null, code));
+  refuse(response: http.ServerResponse, status: number, message: string, code: string, path = '/v1'): void {
+    recordRequest(this.core.requests, response, path);
+    this.writeError(response, new OpenAiError(status, 'invalid_request_error', message, null, code));
   }
 
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
+    recordRequest(this.core.requests, response, path);
     try {
       this.route(request, response, path, body);
     } catch (error) {
-      writeOpenAiError(response, toOpenAiError(error));
+      this.writeError(response, error);
     }
+  }
+
+  /** The error in OpenAI's shape, noted on the request's record. */
+  private writeError(response: http.ServerResponse, error: unknown): void {
+    noteError(response, error);
+    writeOpenAiError(response, error instanceof OpenAiError ? error : toOpenAiError(error));
   }
 
   private route(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
@@ -239,12 +249,13 @@ export class OpenAiApi implements OpenAiRoutes {
   private answer(response: http.ServerResponse, body: Promise<unknown>): void {
     body.then(
       (value) => writeJson(response, value),
-      (error: unknown) => writeOpenAiError(response, toOpenAiError(error)),
+      (error: unknown) => this.writeError(response, error),
     );
   }
 
   /** The model a request names, loaded first when it is a catalog model that is not (lib/core/residency.ts). */
   private withModel(response: http.ServerResponse, name: string, use: (loaded: LoadedModel) => void): void {
+    recorderOf(response)?.noteModel(name);
     const gone = new AbortController();
     const onClose = (): void => gone.abort();
     response.once('close', onClose);
@@ -255,11 +266,12 @@ export class OpenAiApi implements OpenAiRoutes {
           this.refuseWhileShuttingDown();
           use(loaded);
         } catch (error) {
-          writeOpenAiError(response, toOpenAiError(error));
+          this.writeError(response, error);
         }
       },
       (error: unknown) => {
         const names = error instanceof RkllmError && error.code === 'UNKNOWN_HANDLE' ? error.facts?.models : undefined;
+        noteError(response, error);
         writeOpenAiError(response, Array.isArray(names) ? modelNotFound(name, names as string[]) : toOpenAiError(error));
       },
     );
@@ -281,6 +293,7 @@ export class OpenAiApi implements OpenAiRoutes {
       response,
       runs.done.then((embeddings) => {
         const promptTokens = embeddings.reduce((sum, embedding) => sum + embedding.promptTokens, 0);
+        recorderOf(response)?.noteRun({ promptTokens, generatedTokens: 0 });
         return {
           object: 'list',
           data: embeddings.map((embedding, index) => ({
@@ -344,6 +357,7 @@ export class OpenAiApi implements OpenAiRoutes {
     }
     generation.done.then(
       (output) => {
+        recorderOf(response)?.noteRun(generationFigures(generation, output));
         const { message, finishReason } = reply ?? this.reply(output, toolsActive);
         const usage = usageOf(output);
         if (!events) {
@@ -393,6 +407,7 @@ export class OpenAiApi implements OpenAiRoutes {
     if (request.stream) events = new EventStream(response);
     generation.done.then(
       (output) => {
+        recorderOf(response)?.noteRun(generationFigures(generation, output));
         const usage = usageOf(output);
         if (!events) {
           writeJson(response, { ...base, object: 'text_completion', choices: [{ index: 0, text: output.text, finish_reason: output.finishReason, logprobs: null }], usage });
@@ -408,6 +423,7 @@ export class OpenAiApi implements OpenAiRoutes {
 
   /** Before the stream started: an error status. After: an error event, then the end of the stream. */
   private fail(response: http.ServerResponse, events: EventStream | undefined, error: unknown): void {
+    noteError(response, error);
     const openAiError = toOpenAiError(error);
     if (!events) {
       writeOpenAiError(response, openAiError);

@@ -24,6 +24,25 @@ export interface CallInfo {
   holdUntil(ended: Promise<void>): void;
 }
 
+/** One request as it ended, for a front end's request records (RpcEngineOptions.observe). */
+export interface EndedCall<C> {
+  /** The method it named; undefined when the message was no request (not JSON, no method). */
+  method: string | undefined;
+  /** Whether the table has that method, and whether it is a cheap one. */
+  known: boolean;
+  cheap: boolean;
+  /** The params as validated; undefined when the call was refused before. */
+  params: unknown;
+  /** The handler's context; undefined when the call was refused before the handler ran. */
+  context: C | undefined;
+  /** performance.now() when the engine took the message up. */
+  readonly startedAt: number;
+  /** What the call failed with: the handler's error as thrown, or the engine's own RpcError. */
+  error: unknown;
+  /** The handler's result, when it succeeded. */
+  result: unknown;
+}
+
 export interface RpcEngineOptions<C> {
   readonly table: ReadonlyMap<string, MethodEntry<C>>;
   readonly logger: Logger;
@@ -47,6 +66,8 @@ export interface RpcEngineOptions<C> {
   admit?(entry: MethodEntry<C>): RpcError | undefined;
   /** Sends one reply (a response or the array of a batch). */
   send(connection: Connection, message: OutgoingMessage): void;
+  /** Told of every request once its reply is settled (notifications too); must not throw. */
+  observe?(connection: Connection, call: EndedCall<C>): void;
 }
 
 const SETTLED: Promise<void> = Promise.resolve();
@@ -84,14 +105,18 @@ export class RpcEngine<C> {
   handleMessage(connection: Connection, text: string): Promise<void> {
     try {
       if (this.#tooLarge(text)) {
-        this.#send(connection, failure(null, this.#options.tooLarge(this.#options.maxMessageBytes)));
+        const tooLarge = this.#options.tooLarge(this.#options.maxMessageBytes);
+        this.#observeRefusal(connection, tooLarge);
+        this.#send(connection, failure(null, tooLarge));
         return SETTLED;
       }
       let value: unknown;
       try {
         value = JSON.parse(text);
       } catch {
-        this.#send(connection, failure(null, new RpcError(PARSE_ERROR, 'Parse error', { reason: 'the message is not valid JSON' })));
+        const parseError = new RpcError(PARSE_ERROR, 'Parse error', { reason: 'the message is not valid JSON' });
+        this.#observeRefusal(connection, parseError);
+        this.#send(connection, failure(null, parseError));
         return SETTLED;
       }
       const holds: Promise<void>[] | undefined = connection.holdUntilStreamsEnd ? [] : undefined;
@@ -132,53 +157,96 @@ export class RpcEngine<C> {
 
   /** One request: its reply (undefined for a notification), now or later. Never throws. */
   #call(connection: Connection, value: unknown, holds: Promise<void>[] | undefined): MaybePromise<Reply> {
+    if (this.#options.observe === undefined) return this.#answer(connection, value, holds, undefined);
+    const call: EndedCall<C> = { method: undefined, known: false, cheap: false, params: undefined, context: undefined, startedAt: performance.now(), error: undefined, result: undefined };
+    const reply = this.#answer(connection, value, holds, call);
+    if (!isPromiseLike(reply)) {
+      this.#observe(connection, call);
+      return reply;
+    }
+    return reply.then((settled) => {
+      this.#observe(connection, call);
+      return settled;
+    });
+  }
+
+  #answer(connection: Connection, value: unknown, holds: Promise<void>[] | undefined, call: EndedCall<C> | undefined): MaybePromise<Reply> {
     const request = readEnvelope(value);
-    if (isErrorResponse(request)) return request;
+    if (isErrorResponse(request)) {
+      if (call) call.error = new RpcError(INVALID_REQUEST, 'Invalid Request', request.error.data);
+      return request;
+    }
+    if (call) call.method = request.method;
     const options = this.#options;
     const unauthorized = options.authorize?.(connection, value as Record<string, unknown>);
-    if (unauthorized) return this.#fail(request, unauthorized);
+    if (unauthorized) return this.#fail(request, unauthorized, call);
     const entry = options.table.get(request.method);
     if (entry === undefined) {
-      return this.#fail(request, new RpcError(METHOD_NOT_FOUND, 'Method not found', { method: request.method }));
+      return this.#fail(request, new RpcError(METHOD_NOT_FOUND, 'Method not found', { method: request.method }), call);
+    }
+    if (call) {
+      call.known = true;
+      call.cheap = entry.cheap;
     }
     let params = request.params;
     if (params === undefined || (Array.isArray(params) && params.length === 0)) params = {};
-    else if (Array.isArray(params)) return this.#fail(request, invalidParams('params', 'expected named params (an object), not an array'));
+    else if (Array.isArray(params)) return this.#fail(request, invalidParams('params', 'expected named params (an object), not an array'), call);
     // Handlers may serialise what they are given (tools): a depth JSON.stringify cannot take is the client's mistake.
     const maxDepth = options.maxParamsDepth ?? MAX_NESTING_DEPTH;
     const tooDeep = pathTooDeep(params, maxDepth);
     if (tooDeep !== undefined) {
-      return this.#fail(request, invalidParams(fieldOfPath(tooDeep), `nested deeper than ${maxDepth} levels of arrays and objects`));
+      return this.#fail(request, invalidParams(fieldOfPath(tooDeep), `nested deeper than ${maxDepth} levels of arrays and objects`), call);
     }
     if (entry.prepare) params = entry.prepare(params);
     if (!entry.validator.Check(params)) {
       const first = entry.validator.Errors(params).First();
-      return this.#fail(request, invalidParams(first ? fieldOf(first.path) : 'params', first?.message ?? 'invalid'));
+      return this.#fail(request, invalidParams(first ? fieldOf(first.path) : 'params', first?.message ?? 'invalid'), call);
     }
+    if (call) call.params = params;
     const refused = options.admit?.(entry);
-    if (refused) return this.#fail(request, refused);
+    if (refused) return this.#fail(request, refused, call);
     if (this.#debug) options.logger.debug({ connection: connection.id, id: request.id, method: request.method }, 'request');
 
     const context = options.context(connection, {
       requestId: request.isNotification ? undefined : request.id,
       holdUntil: holds ? (ended) => holds.push(ended) : NO_HOLD,
     });
+    if (call) call.context = context;
     let result: unknown;
     try {
       result = entry.handler(params, context);
     } catch (error) {
-      return this.#fail(request, error);
+      return this.#fail(request, error, call);
     }
     if (isPromiseLike(result)) {
       return Promise.resolve(result).then(
-        (value) => (request.isNotification ? undefined : success(request.id ?? null, value)),
-        (error: unknown) => this.#fail(request, error),
+        (value) => {
+          if (call) call.result = value;
+          return request.isNotification ? undefined : success(request.id ?? null, value);
+        },
+        (error: unknown) => this.#fail(request, error, call),
       );
     }
+    if (call) call.result = result;
     return request.isNotification ? undefined : success(request.id ?? null, result);
   }
 
-  #fail(request: RpcRequest, error: unknown): Reply {
+  #observe(connection: Connection, call: EndedCall<C>): void {
+    try {
+      this.#options.observe?.(connection, call);
+    } catch (error) {
+      this.#swallow(error);
+    }
+  }
+
+  /** A message refused whole before any request in it was read (too large, not JSON). */
+  #observeRefusal(connection: Connection, error: RpcError): void {
+    if (this.#options.observe === undefined) return;
+    this.#observe(connection, { method: undefined, known: false, cheap: false, params: undefined, context: undefined, startedAt: performance.now(), error, result: undefined });
+  }
+
+  #fail(request: RpcRequest, error: unknown, call?: EndedCall<C>): Reply {
+    if (call) call.error = error;
     const rpcError = error instanceof RpcError ? error : this.#options.toRpcError(error);
     if (rpcError.code === INTERNAL_ERROR) {
       this.#options.logger.error({ err: error, method: request.method }, 'internal error in a method handler');

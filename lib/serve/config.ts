@@ -62,6 +62,8 @@ export interface ServerConfig extends Omit<CoreSettings, 'modelControl'>, HostSe
   apiKey?: string;
 
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** 'pretty' lines, 'json' lines, or 'auto': pretty when stderr is a terminal (lib/serve/logger.ts). */
+  logFormat: 'auto' | 'pretty' | 'json';
   transports: Record<TransportName, TransportConfig>;
 }
 
@@ -107,6 +109,7 @@ export function defaultConfig(): ServerConfig {
     udpReplyBytesPerSecond: 1024 * 1024,
     enableTestHooks: false,
     logLevel: 'info',
+    logFormat: 'auto',
     transports: {
       stdio: { enabled: true, host: '', port: 0 },
       tcp: { enabled: true, host, port: DEFAULT_PORTS.tcp },
@@ -119,7 +122,7 @@ export function defaultConfig(): ServerConfig {
 
 const NETWORK_TRANSPORTS = ['tcp', 'udp', 'http', 'websocket'] as const;
 
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
 }
 

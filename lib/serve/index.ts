@@ -20,7 +20,7 @@ import { Server } from './server';
 import type { RkllmServer } from './types';
 
 export { createLogger } from './logger';
-export { defaultConfig, modelControlPolicy, type ServerConfig, type TransportConfig } from './config';
+export { defaultConfig, isLoopback, modelControlPolicy, type ServerConfig, type TransportConfig } from './config';
 export type { ClientDialer, DialedClient, RkllmServer, ServerStats } from './types';
 export { dialersFor } from './dialers';
 

@@ -21,6 +21,8 @@ import type { RequestId } from '../rpc/envelope';
 import type { ClientDialer } from './dialers';
 import type { ServerConfig } from './config';
 import { probeConnectionDrop } from './drop-probe';
+import { Metrics } from './metrics';
+import { logRequests } from './request-log';
 import type { RkllmServer, ServerStats } from './types';
 
 export class Server implements RkllmServer {
@@ -29,7 +31,9 @@ export class Server implements RkllmServer {
   readonly core: ServerCore;
   readonly openai: OpenAiApi;
   readonly ollama: OllamaApi;
-  /** The HTTP routes beside JSON-RPC: OpenAI's under /v1, Ollama's under /api, the web page's. */
+  /** GET /metrics (Prometheus). */
+  readonly metrics: Metrics;
+  /** The HTTP routes beside JSON-RPC: OpenAI's under /v1, Ollama's under /api, the web page's, /metrics. */
   readonly routes: HttpRoutes;
   readonly apiKey: ApiKey;
   readonly #jsonRpc: JsonRpcFrontEnd;
@@ -59,7 +63,9 @@ export class Server implements RkllmServer {
     this.openai = new OpenAiApi(core, chatSettings);
     this.ollama = new OllamaApi(core, chatSettings);
     const web = new WebRoutes(core, path.join(packageRoot(), 'web'), (error, route) => logger.error({ err: error, path: route }, 'the web page could not be served'));
-    this.routes = new FrontEndRoutes([this.openai, this.ollama, web]);
+    this.metrics = new Metrics(core);
+    this.routes = new FrontEndRoutes([this.openai, this.ollama, web, this.metrics]);
+    logRequests(core.requests, logger);
   }
 
   handleMessage(connection: Connection, text: string): Promise<void> {

@@ -1,0 +1,58 @@
+// The request record of every /api request (lib/core/request-records.ts): started as the request
+// arrives, finished when the response's last byte is written or its client leaves. The routes
+// only note what they learn (model, run, error) on the response's recorder.
+
+import type * as http from 'http';
+import { RequestRecorder, type RequestRecords } from '../core/request-records';
+import { OllamaError } from './errors';
+
+const recorders = new WeakMap<http.ServerResponse, RequestRecorder>();
+
+/** The routes as metric labels: a bounded set, whatever path a client sends. */
+const FIXED_ROUTES = new Set([
+  '/api/version',
+  '/api/tags',
+  '/api/ps',
+  '/api/show',
+  '/api/chat',
+  '/api/generate',
+  '/api/embed',
+  '/api/embeddings',
+  '/api/pull',
+  '/api/push',
+  '/api/create',
+  '/api/copy',
+  '/api/delete',
+  '/api/blobs',
+]);
+/** Listings and version checks: clients poll them, so their successes are logged at debug. */
+const CONTROL_ROUTES = new Set(['/api/version', '/api/tags', '/api/ps', '/api/show']);
+
+function routeOf(path: string): string {
+  if (FIXED_ROUTES.has(path)) return path;
+  if (path.startsWith('/api/blobs/')) return '/api/blobs/{digest}';
+  return 'unknown route';
+}
+
+/** Starts the record of a request that reached the Ollama routes. Idempotent per response. */
+export function recordRequest(records: RequestRecords, response: http.ServerResponse, path: string): RequestRecorder {
+  const known = recorders.get(response);
+  if (known) return known;
+  const method = response.req?.method ?? 'GET';
+  const route = `${method} ${routeOf(path)}`;
+  const asked = `${method} ${path}`;
+  const recorder = new RequestRecorder(records, { frontEnd: 'ollama', transport: 'http', route, ...(asked === route ? {} : { path: asked }) });
+  if (CONTROL_ROUTES.has(path)) recorder.control = true;
+  recorders.set(response, recorder);
+  response.once('close', () => recorder.finish(response.statusCode, !response.writableFinished));
+  return recorder;
+}
+
+/** Notes the error the response answers with: the domain code when there is one, else the HTTP status's. */
+export function noteError(response: http.ServerResponse, error: unknown): void {
+  recorders.get(response)?.noteError(error, error instanceof OllamaError ? `http_${error.status}` : undefined);
+}
+
+export function recorderOf(response: http.ServerResponse): RequestRecorder | undefined {
+  return recorders.get(response);
+}
