@@ -15,6 +15,7 @@ import type { RuntimePort } from './model-port';
 import type { ModelEntry, ModelSettings } from './model-settings';
 import { ModelRegistry, type LoadedModel } from './models';
 import { PathPolicy } from './paths';
+import { PromptCacheOwners, PromptCacheStore } from './prompt-caches';
 import { RequestRecords } from './request-records';
 import { Residency } from './residency';
 import type { WireRunResult } from './run-result';
@@ -27,6 +28,10 @@ export interface CoreSettings {
   modelsDirs: string[];
   /** The directory a client's prompt cache paths must resolve inside. */
   cacheDir?: string;
+  /** Where the chat front ends keep their own prompt caches (lib/core/prompt-caches.ts); undefined: none. */
+  promptCacheDir?: string;
+  /** The most bytes those prompt caches hold at once; 0: none. */
+  promptCacheBytes?: number;
   /** Runs waiting per model beyond the one running; a full queue answers at once. */
   maxQueue: number;
   /**
@@ -123,6 +128,10 @@ export class ServerCore {
   readonly residency: Residency;
   /** One record per finished request of every front end (logs, /metrics, the status view). */
   readonly requests = new RequestRecords();
+  /** The chat front ends' prompt caches: several conversations' KV state per model. */
+  readonly promptCaches: PromptCacheStore;
+  /** Which model saved each prompt cache JSON-RPC clients saved (never loaded into another). */
+  readonly promptCacheOwners = new PromptCacheOwners();
   shuttingDown = false;
   #defaults: ReturnType<RuntimePort['createDefaultParam']> | undefined;
 
@@ -140,6 +149,8 @@ export class ServerCore {
       logger,
     );
     this.residency = new Residency(this.models, this.catalog, logger, { maxLoadedModels: settings.maxLoadedModels });
+    this.promptCaches = new PromptCacheStore({ dir: settings.promptCacheDir, maxBytes: settings.promptCacheBytes ?? 0 }, logger);
+    this.models.onDestroyed((loaded) => void this.promptCaches.forget(loaded));
   }
 
   /** The runtime's own RKLLMParam defaults, asked once (they are constant for its life). */
@@ -276,6 +287,7 @@ export class ServerCore {
     await Promise.race([Promise.all([destroyed, abandoned]), timeout]);
     clearTimeout(timer);
     this.streams.clear();
+    await this.promptCaches.close();
     await this.runtime.close?.();
   }
 }
