@@ -116,7 +116,9 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
       tokens += 1;
       take(matcher.push(chunk.text), released);
       if (matcher.stopped) cutReason = 'stop';
-      else if (spec.maxTokens !== undefined && tokens >= spec.maxTokens) cutReason = 'length';
+      // When the runtime applies the same limit (1.3's max_new_tokens), it ends the run there
+      // itself: the answer is whole in the KV cache, so the conversation can go on from it.
+      else if (spec.maxTokens !== undefined && tokens >= spec.maxTokens && spec.runtimeTokenLimit !== spec.maxTokens) cutReason = 'length';
     }
     if (released.length > 0) spec.onText?.(released);
     if (cutReason) job.finishEarly({ text, token_count: tokens, state: 2, perf: NO_PERF });
