@@ -18,6 +18,7 @@
 import { applyChatTemplate, chatTemplatePreset, renderConversation, resolveChatTemplate, type ChatTemplate, type TemplateTurn } from './chat-templates';
 import { contextLengthExceeded, fitConversation, tokenEstimatorOf } from './context-budget';
 import type { LoadedModel } from './models';
+import { isRkllmError } from '../errors';
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { ChatModelView } from './chat-model';
@@ -137,8 +138,8 @@ export interface ChatPlan {
   prepare(): Promise<{ input: RKLLMInput; infer: PartialInferParam }>;
   /** After a run that finished unaltered: the cache now holds this conversation plus `reply`. */
   remember(reply: Pick<ChatMessage, 'role' | 'content' | 'tool_calls'>, promptTokens: number): void;
-  /** After a run that failed, was cut or cancelled: the cache holds nothing reusable. */
-  forget(): void;
+  /** After a run that failed (`error`), was cut or cancelled: the cache holds nothing reusable. */
+  forget(error?: unknown): void;
   /** Whether prepare found the request extending the cached conversation. */
   readonly reused: boolean;
   /**
@@ -272,9 +273,14 @@ export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInfe
       if (pending && caches) void caches.commit(pending, promptTokens);
       pending = undefined;
     },
-    forget() {
+    forget(error) {
       memory.conversation = undefined;
-      if (pending && caches) void caches.discard(pending);
+      if (pending && caches) {
+        // A runtime that dies in a run that saves a prompt cache may die in every such run (a
+        // report against 1.2.1's save_prompt_cache: docs/openai.md): the model saves no more.
+        if (isRkllmError(error, 'RUNTIME_FAILED')) void caches.turnOff(error.message);
+        else void caches.discard(pending);
+      }
       pending = undefined;
     },
   };

@@ -47,7 +47,7 @@ export interface GenerationSpec {
    * Called as the job settles, before the next job on the model can start: the place to record
    * what the run left in the KV cache (`done` resolves a few microtasks later).
    */
-  onSettled?(output: GenerationOutput | undefined): void;
+  onSettled?(output: GenerationOutput | undefined, error?: unknown): void;
 }
 
 export interface Generation {
@@ -141,13 +141,13 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
         resolveDone(output);
         return;
       }
-      spec.onSettled?.(undefined);
+      spec.onSettled?.(undefined, outcome.error);
       const overflow = { contextLength: spec.contextLength, promptTokens: undefined, reserve: 0, truncation: spec.truncation, estimated: false };
       rejectDone(contextLengthExceeded(overflow));
       return;
     }
     if (outcome.kind !== 'finished') {
-      spec.onSettled?.(undefined);
+      spec.onSettled?.(undefined, outcome.error);
       rejectDone(outcome.error);
       return;
     }

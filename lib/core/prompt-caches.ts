@@ -194,6 +194,7 @@ export class ModelPromptCaches {
 
   /** The entry covering the longest prefix of `messages` made under `stateKey`. */
   longest(stateKey: string, messages: readonly string[]): PromptCacheEntry | undefined {
+    if (this.#removed) return undefined;
     let best: PromptCacheEntry | undefined;
     for (const entry of this.#entries) {
       if (entry.stateKey !== stateKey || !sameMessages(entry.messages, messages)) continue;
@@ -283,6 +284,13 @@ export class ModelPromptCaches {
     this.#entries = this.#entries.filter((kept) => kept !== entry);
     this.#logger[level]({ model: this.#name, file: path.basename(entry.file), tokens: entry.tokens }, `prompt cache dropped: ${reason}`);
     await fsp.rm(entry.file, { force: true }).catch(() => undefined);
+  }
+
+  /** No more saves or loads for this model (its runtime failed in a run that saved one). */
+  async turnOff(reason: string): Promise<void> {
+    if (this.#removed) return;
+    this.#logger.warn({ model: this.#name, reason }, 'prompt caches are off for this model: the runtime failed in a run that saved one');
+    await this.removeAll();
   }
 
   async removeAll(): Promise<void> {

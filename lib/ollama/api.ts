@@ -493,9 +493,9 @@ export class OllamaApi implements OllamaRoutes {
     };
     const spec: GenerationSpec = {
       prepare: () => plan.prepare(),
-      onSettled: (output) => {
+      onSettled: (output, error) => {
         if (output === undefined || output.cut) {
-          plan.forget();
+          plan.forget(error);
           return;
         }
         reply = replyOf(output);
@@ -562,7 +562,8 @@ export class OllamaApi implements OllamaRoutes {
     else {
       // A prompt and its system text as a one-turn chat in the model's template, on a fresh cache.
       const turn = splitMessages([...(request.system !== undefined ? [{ role: 'system' as const, content: request.system }] : []), { role: 'user', content: prompt }], undefined, undefined);
-      const plan = planChat(loaded, turn, infer, { view: { ...view, settings: { ...view.settings, truncation } }, maxTokens });
+      // Nothing continues a one-turn generate: no prompt cache is saved for it.
+      const plan = planChat(loaded, turn, infer, { view: { ...view, promptCaches: undefined, settings: { ...view.settings, truncation } }, maxTokens });
       prepare = () => plan.prepare();
       forget = () => plan.forget();
     }

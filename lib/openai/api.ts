@@ -317,9 +317,9 @@ export class OpenAiApi implements OpenAiRoutes {
     const spec: GenerationSpec = {
       prepare: () => plan.prepare(),
       // Remembered synchronously, so a request queued behind this one sees the conversation.
-      onSettled: (output) => {
+      onSettled: (output, error) => {
         if (output === undefined || output.cut) {
-          plan.forget();
+          plan.forget(error);
           return;
         }
         reply = this.reply(output, toolsActive);

@@ -251,3 +251,17 @@ describe('prompt cache files', () => {
     expect(await fsp.readdir(dir)).toEqual([]);
   });
 });
+
+describe('a runtime that dies in a run that saved a prompt cache', () => {
+  it('leaves its model without prompt caches, and the next chats answer', async () => {
+    const dir = path.join(root, 'crash');
+    // Answers longer than 20 tokens kill the runtime; shorter ones finish.
+    const harness = await startOpenAiServer({ model: 'sim:crash-midstream', args: ['--runtime-abi', '1.3', '--prompt-cache-dir', dir] });
+    await expect(harness.openai.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'count to 30' }] })).rejects.toThrow();
+    await until('the warning', async () => harness.server.stderrText.includes('prompt caches are off for this model'));
+    const short = await harness.openai.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'count to 3' }] });
+    expect(short.choices[0].message.content).toBe('1, 2, 3');
+    expect(await cacheFiles(dir)).toEqual([]);
+    await harness.rpc.close();
+  });
+});
