@@ -2,7 +2,7 @@
 // foundation up; a module may import its own layer and the layers before it, never after:
 //
 //   lib/errors.ts, lib/auth.ts, lib/package-root.ts → lib/native/ → lib/runtime/ → lib/host/ → lib/core/ → lib/rpc/ →
-//   lib/methods/, lib/openai/, lib/ollama/ → lib/framing/, lib/transports/ → lib/client/ → lib/serve/ →
+//   lib/methods/, lib/openai/, lib/ollama/, lib/web/ → lib/framing/, lib/transports/ → lib/client/ → lib/serve/ →
 //   lib/cli/ → lib/index.ts
 //
 // with tighter fences where a layer must stay independent of what sits before it: lib/rpc/ (the
@@ -21,13 +21,14 @@ const rpc = '^lib/rpc/';
 const methods = '^lib/methods/';
 const openai = '^lib/openai/';
 const ollama = '^lib/ollama/';
+const web = '^lib/web/';
 const framing = '^lib/framing/';
 const transports = '^lib/transports/';
 const client = '^lib/client/';
 const serve = '^lib/serve/';
 const cli = '^lib/cli/';
 const index = '^lib/index\\.ts$';
-const everyLayer = [...base, native, runtime, host, core, rpc, methods, openai, ollama, framing, transports, client, serve, cli, index];
+const everyLayer = [...base, native, runtime, host, core, rpc, methods, openai, ollama, web, framing, transports, client, serve, cli, index];
 
 /** A rule that lets modules matching `from` import, inside lib/, only what matches `allowed`. */
 function mayImportOnly(name, comment, from, allowed) {
@@ -100,6 +101,13 @@ module.exports = {
       ollama,
       [...base, native, runtime, host, core, rpc, ollama],
     ),
+    // The web page's routes: its files and the status view, over the core like the front ends.
+    mayImportOnly(
+      'web-imports-down-only',
+      'lib/web/ imports base, native, runtime, host, core and rpc; never another front end.',
+      web,
+      [...base, native, runtime, host, core, rpc, web],
+    ),
     // The media carry messages and know no model: they reach the engine through lib/rpc/ only.
     mayImportOnly(
       'framing-is-media-only',
@@ -126,13 +134,13 @@ module.exports = {
       'serve-is-below-cli',
       'lib/serve/ imports any layer before it; never lib/cli/ or lib/index.ts.',
       serve,
-      [...base, native, runtime, host, core, rpc, methods, openai, ollama, framing, transports, client, serve],
+      [...base, native, runtime, host, core, rpc, methods, openai, ollama, web, framing, transports, client, serve],
     ),
     mayImportOnly(
       'cli-is-below-index',
       'lib/cli/ imports any layer before it; never lib/index.ts.',
       cli,
-      [...base, native, runtime, host, core, rpc, methods, openai, ollama, framing, transports, client, serve, cli],
+      [...base, native, runtime, host, core, rpc, methods, openai, ollama, web, framing, transports, client, serve, cli],
     ),
     // lib/index.ts, the package's API, may import anything: no rule for it.
   ],

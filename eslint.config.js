@@ -24,6 +24,11 @@ module.exports = tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
+    // The web page's script: an ES module run by the browser, not by node.
+    files: ['web/**/*.js'],
+    languageOptions: { sourceType: 'module', globals: globals.browser },
+  },
+  {
     // A .node file can only be loaded with a computed require().
     files: ['lib/native/load.ts'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },

@@ -149,6 +149,7 @@ void Engine::shutdown() {
     quit_ = true;
     if (busy_) request_abort(Clock::now());
     work_cv_.notify_all();
+    sleep_cv_.notify_all();  // a prompt cache load waiting out its cost
   }
   if (worker_.joinable()) {
     // Destroying from inside a callback is refused by rkllm_destroy; this guards the destructor.
@@ -228,10 +229,23 @@ void Engine::add_lora(std::string name, std::string path, float scale) {
   loras_[std::move(name)] = Lora{std::move(path), scale};
 }
 
+PromptCacheOwner Engine::cache_owner() const {
+  const ModelSpec& model = settings_.model;
+  return PromptCacheOwner{model.identity_name, model.fingerprint, model.kv_bytes_per_token, model.vocab_size};
+}
+
 bool Engine::load_prompt_cache(const std::string& path, std::string* error) {
   auto ids = std::make_shared<std::vector<int32_t>>();
-  if (!read_prompt_cache(path, ids.get(), error)) return false;
-  std::lock_guard<std::mutex> lock(mutex_);
+  if (!read_prompt_cache(path, cache_owner(), ids.get(), error)) return false;
+  // The KV state goes back into memory on the caller's thread: rkllm_load_prompt_cache blocks.
+  const double cost_ms = prompt_cache_transfer_ms(ids->size(), settings_.model.kv_bytes_per_token,
+                                                  settings_.model.load_mb_per_s);
+  std::unique_lock<std::mutex> lock(mutex_);
+  const Clock::time_point done_at = Clock::now() + from_ms(cost_ms);
+  if (sleep_cv_.wait_until(lock, done_at, [this] { return quit_; })) {
+    *error = "the handle was destroyed while the prompt cache loaded";
+    return false;
+  }
   prompt_cache_ = std::move(ids);
   return true;
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "emulator/clock_util.h"
+#include "emulator/prompt_cache_file.h"
 #include "emulator/run_request.h"
 
 namespace emu {
@@ -47,6 +48,8 @@ class Engine {
   bool set_function_tools(std::string system_prompt, std::string tools_json, std::string tool_response,
                           std::string* error);
   void add_lora(std::string name, std::string path, float scale);
+  // Reads and checks the file, then blocks the caller for the load's cost (the model file's
+  // prompt_cache speeds) before the cache takes effect; destroying the handle cuts the wait short.
   bool load_prompt_cache(const std::string& path, std::string* error);
   void release_prompt_cache();
   void set_cross_attn_tokens(int32_t num_tokens);
@@ -61,6 +64,7 @@ class Engine {
   bool abort_landed();
   void request_abort(Clock::time_point land_at);
   std::string system_text_locked() const;
+  PromptCacheOwner cache_owner() const;
 
   const EngineSettings settings_;
 

@@ -113,10 +113,23 @@ bool Engine::Run::build_prompt(std::string* error) {
   return true;
 }
 
+// The request's last turn: the text after the last chat template prefix in it, else all of it.
+// A conversation re-sent whole into an empty KV cache has its earlier turns written out in the
+// template's marks, each user turn opened by the prefix; the same turn sent on top of the KV
+// cache that holds the earlier ones is the last turn alone. Answers depend on this (and the
+// system text), so the two get the same answer, as a real model's would at temperature 0.
+std::string_view Engine::Run::last_turn() const {
+  std::string_view text = request_.text;
+  const std::string& prefix = snapshot_.prefix;
+  if (prefix.empty()) return text;
+  size_t at = text.rfind(prefix);
+  return at == std::string_view::npos ? text : text.substr(at + prefix.size());
+}
+
 uint64_t Engine::Run::answer_seed() const {
   SeedHasher hasher;
   hasher.add_u64(static_cast<uint64_t>(request_.input_type));
-  if (request_.has_text) hasher.add(request_.text);
+  if (request_.has_text) hasher.add(last_turn());
   hasher.add(snapshot_.system_text);
   if (request_.has_lora) {
     hasher.add(request_.lora_name);
@@ -162,11 +175,35 @@ Engine::Run::End Engine::Run::prefill() {
   prefill_done_ = true;
   prefilled_at_ = Clock::now();
   engine_.live_tokens_.store(prompt_tokens_, std::memory_order_relaxed);
+  return request_.save_prompt_cache ? save_prompt_cache() : End::kFinished;
+}
 
-  if (request_.save_prompt_cache) {
-    std::string error;
-    if (!write_prompt_cache(request_.prompt_cache_path, prompt_ids_, &error)) return fail(error);
+// When the real runtime writes the cache within a run is not documented; the emulator assumes at
+// the end of prefill, before the first token (docs/emulated-runtime.md, "Prompt cache"). The save
+// costs its bytes at the model's save speed, counts in prefill_time_ms, and an abort cuts it short
+// like prefill, leaving the part written by then: a truncated file that does not load.
+Engine::Run::End Engine::Run::save_prompt_cache() {
+  const PromptCacheOwner owner = engine_.cache_owner();
+  const uint64_t full = static_cast<uint64_t>(prompt_ids_.size()) * static_cast<uint64_t>(owner.kv_bytes_per_token);
+  const double cost_ms = prompt_cache_transfer_ms(prompt_ids_.size(), owner.kv_bytes_per_token,
+                                                  settings_.model.save_mb_per_s);
+  std::string error;
+  if (cost_ms > 0) {
+    const Clock::time_point began = Clock::now();
+    if (!engine_.sleep_until(began + from_ms(cost_ms))) {
+      prefilled_at_ = Clock::now();
+      double fraction = std::min(1.0, ms_between(began, prefilled_at_) / cost_ms);
+      // Short of the whole by at least a byte, so it never passes for a complete save.
+      uint64_t written = std::min<uint64_t>(full > 0 ? full - 1 : 0,
+                                            static_cast<uint64_t>(static_cast<double>(full) * fraction));
+      if (!write_prompt_cache(request_.prompt_cache_path, owner, prompt_ids_, written, &error)) {
+        runtime_log('E', "aborted prompt cache save: %s", error.c_str());
+      }
+      return End::kAborted;
+    }
   }
+  if (!write_prompt_cache(request_.prompt_cache_path, owner, prompt_ids_, full, &error)) return fail(error);
+  prefilled_at_ = Clock::now();
   return End::kFinished;
 }
 
@@ -199,7 +236,7 @@ Engine::Run::End Engine::Run::emit_logits() {
 Engine::Run::End Engine::Run::generate() {
   AnswerRequest answer;
   answer.has_user_text = request_.has_text;
-  answer.user_text = request_.text;
+  answer.user_text = last_turn();
   answer.is_tool_response = request_.is_tool_response;
   answer.enable_thinking = request_.enable_thinking;
   answer.tool_names = snapshot_.tools_set ? &snapshot_.tool_names : nullptr;

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "emulator/clock_util.h"
@@ -37,7 +38,9 @@ class Engine::Run {
   void take_snapshot();
   bool build_prompt(std::string* error);
   uint64_t answer_seed() const;
+  std::string_view last_turn() const;
   End prefill();
+  End save_prompt_cache();
   End emit_hidden_layer();
   End emit_logits();
   End generate();

@@ -91,6 +91,7 @@ RKLLM_EXPORT int rkllm_load_prompt_cache(Handle handle, const char* prompt_cache
   }
   std::string error;
   if (!engine->load_prompt_cache(prompt_cache_path, &error)) {
+    emu::runtime_log('E', "%s", error.c_str());
     log_line("rkllm_load_prompt_cache: %s", error.c_str());
     return -1;
   }

@@ -55,6 +55,29 @@ bool read_bool(const json::Value& section, const char* section_name, const char*
   return true;
 }
 
+// A speed in MB/s: > 0, or null / absent for "no cost".
+bool read_speed(const json::Value& section, const char* key, double* out, std::string* error) {
+  const json::Value* v = section.find(key);
+  if (!v || v->is_null()) return true;
+  if (!v->is_number() || !std::isfinite(v->as_number()) || v->as_number() <= 0) {
+    *error = std::string("prompt_cache.") + key + " must be a number > 0 (MB per second)";
+    return false;
+  }
+  *out = v->as_number();
+  return true;
+}
+
+uint64_t fnv1a64(const std::string& bytes) {
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : bytes) hash = (hash ^ c) * 1099511628211ull;
+  return hash;
+}
+
+std::string base_name(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 bool read_section(const json::Value& root, const char* name, const json::Value** out,
                   std::string* error) {
   *out = root.find(name);
@@ -114,10 +137,19 @@ bool parse_spec(const json::Value& root, ModelSpec* spec, std::string* error) {
   const json::Value* faults = nullptr;
   const json::Value* callbacks = nullptr;
   const json::Value* answers = nullptr;
+  const json::Value* prompt_cache = nullptr;
   if (!read_section(root, "timing", &timing, error) || !read_section(root, "limits", &limits, error) ||
       !read_section(root, "faults", &faults, error) || !read_section(root, "callbacks", &callbacks, error) ||
-      !read_section(root, "answers", &answers, error)) {
+      !read_section(root, "answers", &answers, error) || !read_section(root, "prompt_cache", &prompt_cache, error)) {
     return false;
+  }
+  if (prompt_cache) {
+    if (!read_integer(*prompt_cache, "prompt_cache", "kv_bytes_per_token", 0, 1 << 30, &spec->kv_bytes_per_token,
+                      error) ||
+        !read_speed(*prompt_cache, "save_mb_per_s", &spec->save_mb_per_s, error) ||
+        !read_speed(*prompt_cache, "load_mb_per_s", &spec->load_mb_per_s, error)) {
+      return false;
+    }
   }
   if (callbacks && !read_waiting_style(*callbacks, &spec->waiting, error)) return false;
   if (answers) {
@@ -203,6 +235,8 @@ bool load_model_file(const std::string& path, ModelSpec* out, std::string* error
     *error = "model file '" + path + "': " + spec_error;
     return false;
   }
+  spec.identity_name = spec.name.empty() ? base_name(path) : spec.name;
+  spec.fingerprint = fnv1a64(text);
   *out = std::move(spec);
   return true;
 }

@@ -43,6 +43,17 @@ struct ModelSpec {
   int64_t hang_after_tokens = -1;      // the run never calls back again and never returns
   int64_t exit_after_tokens = -1;      // the library calls exit(1)
   bool abort_never_lands = false;      // rkllm_abort blocks forever; the run goes on
+  // prompt_cache: what saving and loading a prompt cache costs. The KV state a real cache holds
+  // is kv_bytes_per_token per cached token; the speeds are in MB (10^6 bytes) per second, and 0
+  // means free (no block: saves and loads cost nothing, and cache files hold no KV bytes).
+  int64_t kv_bytes_per_token = 0;
+  double save_mb_per_s = 0;
+  double load_mb_per_s = 0;
+  // Who this model is, for the prompt caches it writes: the file's "name" (or, without one, the
+  // file's base name), and a 64-bit FNV-1a hash of the file's bytes, so that a cache is only
+  // ever loaded into the model (the very same model file content) that saved it.
+  std::string identity_name;
+  uint64_t fingerprint = 0;
 };
 
 // Reads and validates the model file at path. On failure returns false with *error saying why.

@@ -13,6 +13,7 @@ import type { TransportManager } from '../transports/manager';
 import type { CloseReason } from '../transports/stream-peer';
 import { settleWithin, TransportStartError, type ListeningAddress } from '../transports/transport';
 import { parseCommandLine } from './options';
+import { systemdUnit } from './systemd-unit';
 import { UsageError } from './usage-error';
 
 const EXIT_OK = 0;
@@ -152,14 +153,21 @@ class Service {
 
 export async function main(args: readonly string[] = process.argv.slice(2)): Promise<void> {
   let config: ServerConfig;
+  let printSystemdUnit: boolean;
   try {
-    config = parseCommandLine(args, packageVersion()).config;
+    ({ config, printSystemdUnit } = parseCommandLine(args, packageVersion()));
   } catch (error) {
     if (error instanceof UsageError || (error instanceof Error && error.name === 'YError')) {
       printError(`${error.message}\nRun 'rkllm-serve --help' for the options.`);
       process.exit(EXIT_USAGE);
     }
     throw error;
+  }
+  if (printSystemdUnit) {
+    const unit = systemdUnit();
+    process.stdout.write(unit.text);
+    for (const note of unit.notes) process.stderr.write(`rkllm-serve: note: ${note}\n`);
+    return;
   }
   if (config.transports.stdio.enabled) keepStdoutForProtocol();
   const logger = createLogger(config.logLevel);

@@ -35,6 +35,8 @@ const DISABLE_FLAGS: Record<TransportName, string> = {
 
 export interface ParsedCommandLine {
   readonly config: ServerConfig;
+  /** --print-systemd-unit: print the unit file for this installation and exit. */
+  readonly printSystemdUnit: boolean;
 }
 
 function commandLine(args: readonly string[], version: string) {
@@ -216,6 +218,11 @@ function commandLine(args: readonly string[], version: string) {
       describe: 'serve test_connection_drop (for test suites only)',
       defaultDescription: 'false',
     })
+    .option('print-systemd-unit', {
+      type: 'boolean',
+      group: 'Other:',
+      describe: 'print a systemd unit that runs this installation on boot, and exit (docs/install.md)',
+    })
     .option('log-level', {
       type: 'string',
       group: 'Other:',
@@ -271,7 +278,7 @@ export function parseCommandLine(args: readonly string[], version: string): Pars
   const argv = commandLine(args, version).parseSync();
   const file: ConfigFile = argv.config !== undefined ? readConfigFile(argv.config) : {};
   const config = mergeSettings(file, argv);
-  return { config };
+  return { config, printSystemdUnit: argv['print-systemd-unit'] === true };
 }
 
 type Flags = ReturnType<ReturnType<typeof commandLine>['parseSync']>;

@@ -117,6 +117,11 @@ export class Residency {
     return listed;
   }
 
+  /** The names of the catalog models whose load is under way (waiting for room included). */
+  loadingNames(): string[] {
+    return [...this.#residents.values()].filter((resident) => resident.loading !== undefined).map((resident) => resident.entry.name);
+  }
+
   /** The catalog entry a loaded model was loaded from; undefined for rkllm_init's models. */
   entryOf(loaded: LoadedModel): CatalogEntry | undefined {
     return this.#ownedBy(loaded)?.entry;

@@ -1,5 +1,6 @@
 // The HTTP routes of the front ends beside JSON-RPC, as the one HttpRoutes the transport takes:
-// each request goes to the front end that owns its path (OpenAI's /v1, Ollama's /api).
+// each request goes to the front end that owns its path (OpenAI's /v1, Ollama's /api, the web
+// page's /, /web/* and /status).
 
 import type * as http from 'http';
 import type { HttpRoutes } from '../transports/http';
@@ -11,12 +12,16 @@ export class FrontEndRoutes implements HttpRoutes {
     this.#frontEnds = frontEnds;
   }
 
-  owns(path: string): boolean {
-    return this.#owner(path) !== undefined;
+  owns(path: string, method?: string): boolean {
+    return this.#owner(path, method) !== undefined;
+  }
+
+  isPublic(path: string, method?: string): boolean {
+    return this.#owner(path, method)?.isPublic?.(path, method) === true;
   }
 
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
-    this.#owner(path)?.handle(request, response, path, body);
+    this.#owner(path, request.method)?.handle(request, response, path, body);
   }
 
   refuseUnauthorized(response: http.ServerResponse, path: string): void {
@@ -27,7 +32,7 @@ export class FrontEndRoutes implements HttpRoutes {
     (this.#owner(path) ?? this.#frontEnds[0]).refuse(response, status, message, code, path);
   }
 
-  #owner(path: string): HttpRoutes | undefined {
-    return this.#frontEnds.find((frontEnd) => frontEnd.owns(path));
+  #owner(path: string, method?: string): HttpRoutes | undefined {
+    return this.#frontEnds.find((frontEnd) => frontEnd.owns(path, method));
   }
 }

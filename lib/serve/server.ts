@@ -1,7 +1,8 @@
 // Server: the core behind its two front ends, as one TransportHandler for the transports.
-// JSON-RPC messages go to the JSON-RPC front end, /v1 requests to the OpenAI one, /api to Ollama's; stats and
-// shutdown are the core's.
+// JSON-RPC messages go to the JSON-RPC front end, /v1 requests to the OpenAI one, /api to Ollama's,
+// GET / and /status to the web page's routes; stats and shutdown are the core's.
 
+import * as path from 'path';
 import type { Logger } from 'pino';
 import { ApiKey } from '../auth';
 import type { ServerCore } from '../core/core';
@@ -10,6 +11,8 @@ import type { RkllmError } from '../errors';
 import { JsonRpcFrontEnd } from '../methods';
 import { OllamaApi } from '../ollama/api';
 import { OpenAiApi } from '../openai/api';
+import { packageRoot } from '../package-root';
+import { WebRoutes } from '../web/routes';
 import type { HttpRoutes } from '../transports/http';
 import { FrontEndRoutes } from './front-ends';
 import type { Connection, OutgoingMessage, TransportName } from '../rpc/connection';
@@ -25,7 +28,7 @@ export class Server implements RkllmServer {
   readonly core: ServerCore;
   readonly openai: OpenAiApi;
   readonly ollama: OllamaApi;
-  /** The HTTP routes beside JSON-RPC: OpenAI's under /v1, Ollama's under /api. */
+  /** The HTTP routes beside JSON-RPC: OpenAI's under /v1, Ollama's under /api, the web page's. */
   readonly routes: HttpRoutes;
   readonly apiKey: ApiKey;
   readonly #jsonRpc: JsonRpcFrontEnd;
@@ -53,7 +56,8 @@ export class Server implements RkllmServer {
     };
     this.openai = new OpenAiApi(core, chatSettings);
     this.ollama = new OllamaApi(core, chatSettings);
-    this.routes = new FrontEndRoutes([this.openai, this.ollama]);
+    const web = new WebRoutes(core, path.join(packageRoot(), 'web'), (error, route) => logger.error({ err: error, path: route }, 'the web page could not be served'));
+    this.routes = new FrontEndRoutes([this.openai, this.ollama, web]);
   }
 
   handleMessage(connection: Connection, text: string): Promise<void> {

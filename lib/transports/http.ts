@@ -9,7 +9,8 @@
 //   away mid-stream closes the Connection, which cancels its streams.
 // Under /v1, the OpenAI-compatible routes (lib/openai) answer instead: the same body limit, and
 // the same models and queues. With config.apiKey set, POST / and /v1 require
-// `Authorization: Bearer <key>` (401 otherwise); GET /health stays open for readiness probes.
+// `Authorization: Bearer <key>` (401 otherwise); GET /health stays open for readiness probes, and
+// so do the routes' public paths (the web page's files, lib/web: GET / and /web/*).
 // Every request first passes the browser protections (web-guard.ts: Host, Origin, CORS; 403 with
 // the setting to change), and a POST must carry a JSON content type (415): a page's form or
 // text/plain POST never runs. Sockets are counted at accept against limits.maxConnections and
@@ -56,8 +57,10 @@ export type HealthSource = () => { server: ServerCounts; transports: Record<stri
  * The transport reads the body (bounded) and checks the API key first.
  */
 export interface HttpRoutes {
-  /** Whether `path` is served here. */
-  owns(path: string): boolean;
+  /** Whether `path` is served here (`method`: the request's, when there is one; `/` is JSON-RPC's for POST only). */
+  owns(path: string, method?: string): boolean;
+  /** A path served without the API key (the web page's files: the page must load to ask for it). */
+  isPublic?(path: string, method?: string): boolean;
   /** Answers one request; `body` is the whole request body ('' for GET). Never throws. */
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void;
   /** Answers a request that did not carry the API key. */
@@ -222,9 +225,9 @@ export class HttpTransport implements Transport {
       else methodNotAllowed(request, response, 'GET');
       return;
     }
-    if (this.routes?.owns(path)) {
+    if (this.routes?.owns(path, request.method)) {
       const routes = this.routes;
-      if (!this.authorized(request)) {
+      if (routes.isPublic?.(path, request.method) !== true && !this.authorized(request)) {
         request.resume();
         routes.refuseUnauthorized(response, path);
         return;
@@ -242,7 +245,7 @@ export class HttpTransport implements Transport {
       return;
     }
     request.resume();
-    reply(response, { status: 404, body: invalidRequest(`no such path: ${path}; JSON-RPC is POST /, OpenAI is /v1, readiness is GET /health`) });
+    reply(response, { status: 404, body: invalidRequest(`no such path: ${path}; JSON-RPC is POST /, OpenAI is /v1, readiness is GET /health, the web page is GET /`) });
   }
 
   private answerHealth(response: http.ServerResponse): void {

@@ -815,6 +815,8 @@ export interface StartOptions {
   runtime?: string | null;
   model?: string;
   disable?: Transport[];
+  /** Ports to listen on (default 0: a free one each). */
+  ports?: Partial<Record<NetworkTransport, number>>;
   /** Extra command-line arguments. */
   args?: string[];
   /** stdin of the child: a pipe (default) or /dev/null. */
@@ -939,7 +941,7 @@ export class ServerProcess {
     if (runtime !== null) args.push('--runtime', runtime);
     if (options.model) args.push('--model', options.model);
     const disabled = new Set(options.disable ?? []);
-    for (const transport of NETWORK_TRANSPORTS) if (!disabled.has(transport)) args.push(FLAG_FOR_PORT[transport], '0');
+    for (const transport of NETWORK_TRANSPORTS) if (!disabled.has(transport)) args.push(FLAG_FOR_PORT[transport], String(options.ports?.[transport] ?? 0));
     for (const transport of disabled) args.push(FLAG_FOR_DISABLE[transport]);
     if (!(options.args ?? []).includes('--log-level')) args.push('--log-level', 'info');
     args.push(...(options.args ?? []));

@@ -2,7 +2,7 @@
 // folder with a PATH that reaches node, npm and a shell but no cmake, make or C/C++ compiler, then
 // `npx rkllm-serve --version` and one request to `--runtime sim` over TCP. Also pins what the
 // tarball holds (both prebuild folders, the compiled library with its declarations, bin, the sim
-// models, README and licence) and that it has no install scripts.
+// models, the systemd unit, README and licence) and that it has no install-time scripts.
 // npm reaches the registry only for the package's own dependencies.
 
 import { execFileSync, spawn, spawnSync } from 'child_process';
@@ -31,6 +31,8 @@ const ALLOWED_FILES: RegExp[] = [
   /^dist\/lib\/.+\.(js|d\.ts)$/,
   /^prebuilds\/linux-(x64|arm64)\/(rkllm_serve\.node|librkllmrt-emulated-1\.(2|3|3\.1)\.so)$/,
   /^addon\/emulator\/models\/[^/]+\.json$/,
+  /^web\/(index\.html|app\.js|style\.css)$/,
+  /^systemd\/(rkllm-serve\.service|wait-ready\.js)$/,
 ];
 const REQUIRED_FILES = [
   'package.json',
@@ -41,6 +43,11 @@ const REQUIRED_FILES = [
   'dist/lib/index.d.ts',
   'dist/lib/cli/main.js',
   'addon/emulator/models/instant.json',
+  'web/index.html',
+  'web/app.js',
+  'web/style.css',
+  'systemd/rkllm-serve.service',
+  'systemd/wait-ready.js',
   ...['linux-x64', 'linux-arm64'].flatMap((target) =>
     ['rkllm_serve.node', 'librkllmrt-emulated-1.2.so', 'librkllmrt-emulated-1.3.so', 'librkllmrt-emulated-1.3.1.so'].map(
       (file) => `prebuilds/${target}/${file}`,
@@ -106,7 +113,7 @@ afterAll(() => {
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
-test('the tarball holds both prebuilds, the compiled library, bin, sim models, README and licence only', () => {
+test('the tarball holds both prebuilds, the compiled library, bin, sim models, the web page, the systemd unit, README and licence only', () => {
   for (const required of REQUIRED_FILES) expect(packedFiles).toContain(required);
   const unexpected = packedFiles.filter((file) => !ALLOWED_FILES.some((pattern) => pattern.test(file)));
   expect(unexpected).toEqual([]);
@@ -116,6 +123,8 @@ test('the packed manifest has no install-time scripts', () => {
   const listing = execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' });
   const scripts = (JSON.parse(listing) as { scripts?: Record<string, string> }).scripts ?? {};
   for (const hook of ['preinstall', 'install', 'postinstall']) expect(scripts[hook]).toBeUndefined();
+  // prepare runs when the package is installed from a folder or from git, and npm warns about it.
+  for (const hook of ['preprepare', 'prepare', 'postprepare']) expect(scripts[hook]).toBeUndefined();
   expect(fs.existsSync(path.join(PACKAGE_ROOT, 'binding.gyp'))).toBe(false); // npm would node-gyp it
 });
 
