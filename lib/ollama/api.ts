@@ -191,13 +191,16 @@ interface Timing {
   loadMs: number;
 }
 
-/** The counts and durations of Ollama's last chunk, from the runtime's perf. */
-function statsOf(output: GenerationOutput, timing: Timing): Record<string, unknown> {
+/**
+ * The counts and durations of Ollama's last chunk, from the runtime's perf. As Ollama's own,
+ * prompt_eval_count leaves out the prompt tokens a cache held (`cachedTokens`: a loaded prompt cache's).
+ */
+function statsOf(output: GenerationOutput, timing: Timing, cachedTokens = 0): Record<string, unknown> {
   return {
     done_reason: output.finishReason,
     total_duration: ns(Date.now() - timing.started),
     load_duration: ns(timing.loadMs),
-    prompt_eval_count: output.promptTokens,
+    prompt_eval_count: output.promptTokens - cachedTokens,
     prompt_eval_duration: ns(output.prefillMs),
     eval_count: output.completionTokens,
     eval_duration: ns(output.generateMs),
@@ -528,7 +531,7 @@ export class OllamaApi implements OllamaRoutes {
         const message: Record<string, unknown> = { role: 'assistant', content };
         if (thinking !== undefined) message.thinking = thinking;
         if (toolCalls.length > 0) message.tool_calls = toolCalls;
-        const stats = statsOf(output, timing);
+        const stats = statsOf(output, timing, plan.cachedTokens(output.promptTokens));
         if (!lines) {
           writeJson(response, { model: request.model, created_at: created(), message, done: true, ...stats });
           return;

@@ -1,4 +1,4 @@
-// Prompt caches across conversations (lib/core/prompt-caches.ts), through the official openai
+// Prompt caches across conversations (lib/core/prompt-caches.ts), through the official openai and ollama
 // client against the real server on the emulated 1.3 runtime: interleaved users and side
 // requests load their conversation's cache, a regenerate or an edit starts from the cached
 // prefix, the byte budget holds, a corrupt or vanished file means a full prefill, another
@@ -7,6 +7,7 @@
 import { promises as fsp } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { Ollama, type Message as OllamaMessage } from 'ollama';
 import type OpenAI from 'openai';
 import { stopAllServers } from '../integration/client';
 import { startOpenAiServer, type OpenAiServer } from './helpers';
@@ -124,6 +125,34 @@ describe('prompt caches', () => {
     }
   });
 
+  it('serve the Ollama API alike: its prompt_eval_count leaves out what a cache held', async () => {
+    const clients = [cached, reference].map((harness) => new Ollama({ host: `http://127.0.0.1:${harness.server.port('http')}` }));
+    const histories = clients.map(() => new Map<string, OllamaMessage[]>());
+    const counts = clients.map(() => new Map<string, number[]>());
+    for (let turn = 1; turn <= 2; turn++) {
+      for (const user of ['o', 'p']) {
+        const text = `${user} ollama turn ${turn}: ${words(20, user)}`;
+        const answers: string[] = [];
+        for (let side = 0; side < 2; side++) {
+          const history = histories[side].get(user) ?? [{ role: 'system', content: 'You are a helpful assistant.' }];
+          history.push({ role: 'user', content: text });
+          const reply = await clients[side].chat({ model: 'default', messages: history, stream: false });
+          history.push({ role: 'assistant', content: reply.message.content });
+          histories[side].set(user, history);
+          counts[side].set(user, [...(counts[side].get(user) ?? []), reply.prompt_eval_count]);
+          answers.push(reply.message.content);
+        }
+        expect(answers[0]).toBe(answers[1]);
+      }
+    }
+    for (const user of ['o', 'p']) {
+      const [withCaches, without] = [counts[0].get(user)!, counts[1].get(user)!];
+      expect(withCaches[0]).toBe(without[0]);
+      // Turn 2 evaluated only what follows turn 1's whole prompt.
+      expect(withCaches[1]).toBe(without[1] - without[0]);
+    }
+  });
+
   it('keep a conversation through side requests between its turns (Open WebUI titles and tags)', async () => {
     const user = new Conversation('d');
     const mirror = new Conversation('d');
@@ -144,10 +173,15 @@ describe('prompt caches', () => {
     await mirror.say(reference, `e turn 1: ${words(15, 'e')}`);
     await user.say(cached, `e turn 2: ${words(15, 'e')}`);
     await mirror.say(reference, `e turn 2: ${words(15, 'e')}`);
-    // Regenerate: the same history again, after the answer is already in the KV cache.
+    // Regenerate: the same history again, after the answer is already in the KV cache. Turn 2
+    // ran on the KV cache (the fast path saves nothing), so turn 1's cache is the longest prefix.
     const again = await chat(cached, user.history.slice(0, -1));
     expect(again.content).toBe(user.turns[1].content);
-    expect(again.cachedTokens).toBe(again.promptTokens);
+    expect(again.cachedTokens).toBe(user.turns[0].promptTokens);
+    // That clean start saved its whole prompt: a second regenerate prefills nothing new.
+    const twice = await chat(cached, user.history.slice(0, -1));
+    expect(twice.content).toBe(user.turns[1].content);
+    expect(twice.cachedTokens).toBe(twice.promptTokens);
     // Edit the last message: the cache of the turn before covers everything up to it.
     const edited: Message[] = [...user.history.slice(0, 3), { role: 'user', content: `e turn 2, edited: ${words(10, 'x')}` }];
     const got = await chat(cached, edited);
