@@ -94,8 +94,12 @@ export interface RunRequest {
   session: Session | undefined;
   stream: StreamMode;
   prepare?: JobSpec['prepare'];
-  /** Chunks as they come, for a front end that streams them itself (then `stream` is 'none'). */
-  onChunks?(chunks: readonly RunChunk[], job: Job): void;
+  /**
+   * Chunks as they come, for a front end that streams them itself (then `stream` is 'none') or
+   * that decides what of a batch its stream gets (it calls `stream.addTokens`: a batch the answer
+   * ends inside of is kept only up to there).
+   */
+  onChunks?(chunks: readonly RunChunk[], job: Job, stream: Stream | undefined): void;
   /** Called as the job settles, before the next job on the model can start. */
   onSettled?(outcome: JobOutcome): void;
 }
@@ -181,8 +185,8 @@ export class ServerCore {
       streaming: stream !== undefined || onChunks !== undefined,
       prepare: request.prepare,
       onChunks: (chunks) => {
-        stream?.addTokens(chunks);
-        if (onChunks) onChunks(chunks, job);
+        if (onChunks) onChunks(chunks, job, stream);
+        else stream?.addTokens(chunks);
       },
       onSettled: (outcome) => {
         if (stream) {
