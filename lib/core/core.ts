@@ -102,6 +102,8 @@ export interface RunRequest {
   onChunks?(chunks: readonly RunChunk[], job: Job, stream: Stream | undefined): void;
   /** Called as the job settles, before the next job on the model can start. */
   onSettled?(outcome: JobOutcome): void;
+  /** What the stream's last chunk reports, when the front end reads the outcome otherwise (an answer that met the context). */
+  streamOutcome?(outcome: JobOutcome): JobOutcome;
 }
 
 export interface SubmittedRun {
@@ -190,7 +192,7 @@ export class ServerCore {
       },
       onSettled: (outcome) => {
         if (stream) {
-          stream.finish(outcome);
+          stream.finish(request.streamOutcome?.(outcome) ?? outcome);
           this.streams.finished(stream);
         }
         request.onSettled?.(outcome);

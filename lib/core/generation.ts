@@ -157,6 +157,9 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
     if (rest.length > 0) spec.onText?.(rest);
   };
 
+  /** A run that failed at the context after some tokens: the answer so far, cut by the limit. */
+  const metContext = (outcome: JobOutcome): boolean => outcome.kind === 'failed' && isContextOverflow(outcome.error) && tokens > 0;
+
   const onSettled = (outcome: JobOutcome): void => {
     if (outcome.kind === 'failed' && isContextOverflow(outcome.error)) {
       if (tokens > 0) {
@@ -205,6 +208,8 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
     prepare: spec.thinking ? () => spec.prepare().then(({ input, infer }) => ({ input: { ...input, enable_thinking: true }, infer })) : spec.prepare,
     onChunks,
     onSettled,
+    // The stream ends as the answer does: finished, when the answer met the context.
+    streamOutcome: (outcome) => (metContext(outcome) ? { kind: 'finished', result: { text, token_count: tokens, state: 2, perf: NO_PERF } } : outcome),
   });
   return { done, cancel: () => void job.cancel('connection_closed'), stream };
 }

@@ -157,14 +157,44 @@ describe('rkllm_chat', () => {
     }
   });
 
-  it('answers tool calls as OpenAI messages and goes on from the tool result', async () => {
+  it("ends an answer that meets the model's context with length, in the stream as in the result", async () => {
+    const small = await ServerProcess.start({ disable: ['stdio', 'udp', 'http', 'websocket'], args: ['--runtime-abi', '1.3', '--ctx-size', '64', '--max-new-tokens', '1000'] });
+    const client = await TcpClient.connect(small.port('tcp'));
+    try {
+      // No max_tokens: nothing is kept free for the answer, which runs until the context is full.
+      const outcome = await client.stream('rkllm_chat', { messages: [{ role: 'user', content: 'count to 100' }], stream: true });
+      const result = outcome.response?.result as ChatResult;
+      expect(result.finish_reason).toBe('length');
+      expect(result.message.content).toMatch(/^1, 2, 3, /);
+      expect(outcome.text).toBe(result.message.content);
+      // Not the runtime's error: the answer ended there.
+      expect(outcome.final).toMatchObject({ state: STATE.FINISH, token_id: -1 });
+      expect(outcome.final?.error).toBeUndefined();
+    } finally {
+      await client.close();
+      await small.stop();
+    }
+  });
+
+  it('answers tool calls as OpenAI messages and goes on from the tool result, as /v1 does', async () => {
     const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
     const messages: Message[] = [{ role: 'user', content: 'What is the weather in Paris? get_weather' }];
-    const first = await chat(tcp, { messages, tools });
-    const completion = await harness.openai.chat.completions.create({ model: 'default', messages: messages as never, tools: tools as never });
-    expect(first.finish_reason).toBe(completion.choices[0].finish_reason);
-    expect(first.message.content).toBe(completion.choices[0].message.content);
-    expect(first.message.tool_calls?.map((call) => call.function)).toEqual(completion.choices[0].message.tool_calls?.map((call) => (call as { function: unknown }).function));
+    // Room for the whole call (the server's --max-new-tokens is 16).
+    const first = await chat(tcp, { messages, tools, max_tokens: 100 });
+    expect(first.finish_reason).toBe('tool_calls');
+    expect(first.message.tool_calls).toEqual([{ id: expect.stringMatching(/^call_/), type: 'function', function: { name: 'get_weather', arguments: '{}' } }]);
+    // The tool's answer sent back: the model goes on from it (on the KV cache the call left).
+    const next: Message[] = [...messages, { role: 'assistant', content: first.message.content, tool_calls: first.message.tool_calls }, { role: 'tool', content: 'sunny, 21 degrees' }];
+    const second = await chat(tcp, { messages: next, tools, max_tokens: 100 });
+    expect(second).toMatchObject({ finish_reason: 'stop', message: { content: 'The tool answered "sunny, 21 degrees", and that settles it.' } });
+    // The same two requests through /v1, in the same order: the same answers.
+    const completions = [];
+    for (const sent of [messages, next]) {
+      completions.push(await harness.openai.chat.completions.create({ model: 'default', messages: sent as never, tools: tools as never, max_tokens: 100 }));
+    }
+    expect(completions.map((completion) => completion.choices[0].finish_reason)).toEqual([first.finish_reason, second.finish_reason]);
+    expect(completions.map((completion) => completion.choices[0].message.content)).toEqual([first.message.content, second.message.content]);
+    expect(completions[0].choices[0].message.tool_calls?.map((call) => (call as { function: unknown }).function)).toEqual(first.message.tool_calls?.map((call) => call.function));
   });
 
   it('refuses bad params naming the field as the client wrote it', async () => {
