@@ -136,6 +136,13 @@ describe('rkllm_chat', () => {
     // Plain HTTP cannot be pushed to: the answer alone, as if stream were false.
     const http = await chat(harness.rpc, { messages, max_tokens: 40, stream: true });
     expect(http.message.content).toBe(plain.message.content);
+    // HTTP with an event stream is pushed to: the notifications, then the reply as the last event.
+    const sse = await harness.rpc.sse(JSON.stringify({ jsonrpc: '2.0', id: 'sse-1', method: 'rkllm_chat', params: { messages, max_tokens: 40, stream: true } }));
+    const events = sse.events.map((event) => event.json as RpcMessage);
+    const tokens = events.filter((event) => event.method === 'rkllm_result');
+    expect(tokens.map((event) => event.params.text).join('')).toBe(plain.message.content);
+    expect(tokens[tokens.length - 1].params).toMatchObject({ state: STATE.FINISH });
+    expect(events[events.length - 1]).toMatchObject({ id: 'sse-1', result: { message: { content: plain.message.content } } });
   });
 
   it('ends the stream where max_tokens ends the answer, whether the runtime or the server cuts it', async () => {
@@ -243,5 +250,7 @@ describe('rkllm_chat', () => {
     await waitUntil('the run to stop after the cancel', async () => !(await isRunning()), 2000);
     // The model answers the next request.
     expect((await chat(ws, { model, messages: [{ role: 'user', content: 'count to 2' }] })).message.content).toBe('1, 2');
+    // Two models loaded now: a chat that names none is refused, naming the member.
+    expect(await refusal(ws, { messages: [{ role: 'user', content: 'count to 2' }] })).toMatchObject({ code: -32602, data: { field: 'model' } });
   });
 });
