@@ -1,6 +1,7 @@
-// One chat front-end request (OpenAI, Ollama, JSON-RPC's rkllm_chat) as a run on the core: the same queue, limits and cancellation as a JSON-RPC
-// rkllm_run. Output is streamed through `stop` matching and a token budget; when either ends the
-// answer early, the job finishes early there (its native run is stopped).
+// One chat front-end request (OpenAI, Ollama, JSON-RPC's rkllm_chat) as a run on the core: the
+// same queue, limits and cancellation as a JSON-RPC rkllm_run. Output is streamed through `stop`
+// matching and a token budget; when either ends the answer early, the job finishes early there
+// (its native run is stopped).
 
 import type { ChatModelView } from './chat-model';
 import type { ServerCore } from './core';

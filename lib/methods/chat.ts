@@ -8,7 +8,7 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import { chatModelView } from '../core/chat-model';
-import { planChat, splitMessages, type ChatMessage } from '../core/conversation';
+import { planChat, splitMessages } from '../core/conversation';
 import { endedError } from '../core/job';
 import type { LoadedModel } from '../core/models';
 import { runtimeTokenLimit, samplingInfer, startGeneration, type GenerationOutput } from '../core/generation';
@@ -116,7 +116,7 @@ async function chat(params: ChatParamsType, context: MethodContext): Promise<unk
   // The model may have taken a while to load: a client gone meanwhile asks for nothing more.
   if (core.sessions.isClosed(connection)) throw endedError('connection_closed');
   core.checkAccepting();
-  const turn = splitMessages(params.messages as ChatMessage[], params.tools, params.tool_choice);
+  const turn = splitMessages(params.messages, params.tools, params.tool_choice);
   const last = turn.history[turn.history.length - 1];
   if (!last || (last.role !== 'user' && last.role !== 'tool')) {
     throw invalidArgument('messages', 'the last message other than system ones must be a user or tool message: the model answers it');
