@@ -94,10 +94,16 @@ export interface RunRequest {
   session: Session | undefined;
   stream: StreamMode;
   prepare?: JobSpec['prepare'];
-  /** Chunks as they come, for a front end that streams them itself (then `stream` is 'none'). */
-  onChunks?(chunks: readonly RunChunk[], job: Job): void;
+  /**
+   * Chunks as they come, for a front end that streams them itself (then `stream` is 'none') or
+   * that decides what of a batch its stream gets (it calls `stream.addTokens`: a batch the answer
+   * ends inside of is kept only up to there).
+   */
+  onChunks?(chunks: readonly RunChunk[], job: Job, stream: Stream | undefined): void;
   /** Called as the job settles, before the next job on the model can start. */
   onSettled?(outcome: JobOutcome): void;
+  /** What the stream's last chunk reports, when the front end reads the outcome otherwise (an answer that met the context). */
+  streamOutcome?(outcome: JobOutcome): JobOutcome;
 }
 
 export interface SubmittedRun {
@@ -181,12 +187,12 @@ export class ServerCore {
       streaming: stream !== undefined || onChunks !== undefined,
       prepare: request.prepare,
       onChunks: (chunks) => {
-        stream?.addTokens(chunks);
-        if (onChunks) onChunks(chunks, job);
+        if (onChunks) onChunks(chunks, job, stream);
+        else stream?.addTokens(chunks);
       },
       onSettled: (outcome) => {
         if (stream) {
-          stream.finish(outcome);
+          stream.finish(request.streamOutcome?.(outcome) ?? outcome);
           this.streams.finished(stream);
         }
         request.onSettled?.(outcome);
