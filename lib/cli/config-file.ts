@@ -31,6 +31,8 @@ const ConfigFileSchema = Type.Object(
     model: Type.Optional(Type.Unknown()),
     modelsDirs: Type.Optional(Type.Array(Type.String())),
     cacheDir: Type.Optional(Type.String()),
+    promptCacheDir: Type.Optional(Type.String()),
+    promptCacheBytes: Type.Optional(Count),
     maxQueue: Type.Optional(Count),
     maxLoadedModels: Type.Optional(Positive),
     maxLoadingModels: Type.Optional(Positive),

@@ -94,6 +94,14 @@ function commandLine(args: readonly string[], version: string) {
       defaultDescription: 'none',
       requiresArg: true,
     })
+    .option('prompt-cache-dir', {
+      type: 'string',
+      group: 'Runtime and model:',
+      describe: "directory the chat APIs keep their prompt caches in (the server's own: one folder per run, removed at exit)",
+      defaultDescription: '$XDG_CACHE_HOME/rkllm-serve/prompt-caches',
+      requiresArg: true,
+    })
+    .option('prompt-cache-bytes', limitOption('bytes of prompt caches kept over every model, least recently used out first (0 = no prompt caches)', defaults.promptCacheBytes ?? 0))
     .option('ctx-size', numberModelOption('context length in tokens (max_context_len), at most what the model was converted with', String(DEFAULT_CONTEXT_LENGTH)))
     .option('max-new-tokens', numberModelOption('tokens one answer may take', String(DEFAULT_MAX_NEW_TOKENS)))
     .option('temp', numberModelOption('sampling temperature', "the runtime's (0.8)"))
@@ -331,6 +339,8 @@ function mergeSettings(file: ConfigFile, flags: Flags): ServerConfig {
   if (flags.model !== undefined) config.model = flags.model;
   config.modelsDirs = flags['models-dir']?.map(String) ?? config.modelsDirs;
   config.cacheDir = flags['cache-dir'] ?? config.cacheDir;
+  config.promptCacheDir = flags['prompt-cache-dir'] ?? config.promptCacheDir;
+  config.promptCacheBytes = integerFlag(flags, 'prompt-cache-bytes', 0) ?? config.promptCacheBytes;
   if (flags.host !== undefined) {
     for (const name of TRANSPORT_NAMES) if (name !== 'stdio') config.transports[name].host = flags.host;
   }

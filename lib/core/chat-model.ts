@@ -6,6 +6,7 @@ import * as path from 'path';
 import type { ChatTemplateSetting, Truncation } from './chat-templates';
 import type { ServerCore } from './core';
 import type { LoadedModel } from './models';
+import type { ModelPromptCaches } from './prompt-caches';
 import { SIM_MODEL_PREFIX } from '../runtime/emulated';
 
 /** A model's settings that shape a chat (the names of the model settings schema). */
@@ -29,6 +30,8 @@ export interface ChatModelView {
   /** max_new_tokens it was loaded with; <= 0: none but the context. */
   readonly maxNewTokens: number;
   readonly settings: ChatModelSettings;
+  /** Where its conversations' prompt caches are kept; undefined: prompt caches are off. */
+  readonly promptCaches?: ModelPromptCaches;
 }
 
 function modelName(modelPath: string | undefined, handle: string): string {
@@ -39,8 +42,10 @@ function modelName(modelPath: string | undefined, handle: string): string {
 
 export function chatModelView(core: ServerCore, loaded: LoadedModel, settings: ChatModelSettings): ChatModelView {
   const defaults = core.defaultParam();
+  const name = modelName(loaded.param.model_path, loaded.handle);
   return {
-    name: modelName(loaded.param.model_path, loaded.handle),
+    name,
+    promptCaches: core.promptCaches.forModel(loaded, name),
     contextLength: loaded.param.max_context_len ?? defaults.max_context_len,
     maxNewTokens: loaded.param.max_new_tokens ?? defaults.max_new_tokens,
     settings,

@@ -4,10 +4,13 @@
 // request carries the whole conversation each time. So for each model the server remembers the
 // conversation its cache holds: the messages (normalised) up to and including the assistant reply
 // it produced, and the cache size right after that run. A request whose messages are exactly
-// those plus one new user or tool message runs only that message, on top of the cache. Anything
-// else (another conversation, an edited history, a different system prompt or tool list, or a
-// cache someone else changed since, seen as a different size) clears the cache first
-// (rkllm_clear_kv_cache) and runs the request on its own.
+// those plus one new user or tool message runs only that message, on top of the cache: the fast
+// path. Anything else (another conversation, an edited history, a different system prompt or
+// tool list, or a cache someone else changed since, seen as a different size) clears the cache
+// (rkllm_clear_kv_cache) and runs the whole conversation as one prompt. Such a run saves a prompt
+// cache (lib/core/prompt-caches.ts), and a later one whose history extends a saved one loads
+// it first, so the runtime prefills only what follows: several users taking turns, or a side
+// request between two turns, cost a cache load instead of the whole history.
 //
 // All of this happens in the job's prepare step, when the request reaches the model: queued
 // requests on the same model must see the cache as the run before them left it.
@@ -15,9 +18,11 @@
 import { applyChatTemplate, chatTemplatePreset, renderConversation, resolveChatTemplate, type ChatTemplate, type TemplateTurn } from './chat-templates';
 import { contextLengthExceeded, fitConversation, tokenEstimatorOf } from './context-budget';
 import type { LoadedModel } from './models';
+import { isRkllmError } from '../errors';
 import type { RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { ChatModelView } from './chat-model';
+import type { PendingSave } from './prompt-caches';
 
 /** A chat message as the front ends hand it over (OpenAI's shape; the Ollama front end converts to it). */
 export interface ChatMessage {
@@ -47,6 +52,8 @@ interface ModelMemory {
   conversation: string[] | undefined;
   /** KV cache size (batch entry 0) right after the run that produced `conversation`. */
   cacheSize: number;
+  /** A prompt cache was loaded (rkllm_load_prompt_cache) and not released since. */
+  promptCacheLoaded: boolean;
 }
 
 const memories = new WeakMap<LoadedModel, ModelMemory>();
@@ -54,7 +61,7 @@ const memories = new WeakMap<LoadedModel, ModelMemory>();
 function memoryOf(loaded: LoadedModel): ModelMemory {
   let memory = memories.get(loaded);
   if (!memory) {
-    memory = { template: undefined, toolsJson: undefined, conversation: undefined, cacheSize: 0 };
+    memory = { template: undefined, toolsJson: undefined, conversation: undefined, cacheSize: 0, promptCacheLoaded: false };
     memories.set(loaded, memory);
   }
   return memory;
@@ -65,6 +72,13 @@ export function textOf(content: ChatMessage['content']): string {
   if (content === null || content === undefined) return '';
   if (typeof content === 'string') return content;
   return content.map((part) => part.text).join('');
+}
+
+/** A prompt cache loaded for an earlier run is released: a run that did not ask for it must not match against it. */
+async function releasePromptCache(loaded: LoadedModel, memory: ModelMemory): Promise<void> {
+  if (!memory.promptCacheLoaded) return;
+  memory.promptCacheLoaded = false;
+  await loaded.model.releasePromptCache();
 }
 
 /** What identifies a message in a conversation: role, text, tool calls (ids are the server's own and ignored). */
@@ -124,10 +138,15 @@ export interface ChatPlan {
   prepare(): Promise<{ input: RKLLMInput; infer: PartialInferParam }>;
   /** After a run that finished unaltered: the cache now holds this conversation plus `reply`. */
   remember(reply: Pick<ChatMessage, 'role' | 'content' | 'tool_calls'>, promptTokens: number): void;
-  /** After a run that failed, was cut or cancelled: the cache holds nothing reusable. */
-  forget(): void;
+  /** After a run that failed (`error`), was cut or cancelled: the cache holds nothing reusable. */
+  forget(error?: unknown): void;
   /** Whether prepare found the request extending the cached conversation. */
   readonly reused: boolean;
+  /**
+   * Of the prompt tokens the runtime reports for the run (its whole prompt: the fast path's new
+   * turn, else the whole conversation), those a loaded prompt cache held, not prefilled again.
+   */
+  cachedTokens(promptTokens: number): number;
 }
 
 export interface ChatLimits {
@@ -159,9 +178,17 @@ export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInfe
   let reused = false;
   /** What the run prefills, for learning the model's bytes per token once it has run. */
   let prefilled = '';
+  /** Tokens of the prompt cache the run loaded. */
+  let cacheTokens = 0;
+  const caches = limits.view.promptCaches;
+  let pending: PendingSave | undefined;
+  const releaseLoaded = () => releasePromptCache(loaded, memory);
   return {
     get reused() {
       return reused;
+    },
+    cachedTokens(promptTokens) {
+      return Math.min(cacheTokens, promptTokens);
     },
     async prepare() {
       let stateChanged = false;
@@ -201,6 +228,8 @@ export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInfe
         if (cacheSize + estimator.estimate(text) + reserve <= contextLength) {
           reused = true;
           prefilled = text;
+          // A prompt cache loaded for an earlier turn is not this run's to match against.
+          await releaseLoaded();
           return { input, infer: { ...infer, keep_history: 1 } };
         }
         // The cache is too full for this turn: refused below, or started again from fewer turns.
@@ -213,15 +242,46 @@ export function planChat(loaded: LoadedModel, turn: ChatTurn, infer: PartialInfe
       const input = inputFor(template ?? FALLBACK, fit.kept);
       // Into an empty cache the runtime prefills the system turn (and the tools, when set) first.
       prefilled = systemPrompt + (turn.toolsJson ?? '') + wrap(input.prompt_input ?? '');
-      return { input, infer: { ...infer, keep_history: 1 } };
+      if (!caches) return { input, infer: { ...infer, keep_history: 1 } };
+      const stateKey = JSON.stringify([memory.template ?? null, memory.toolsJson ?? null]);
+      const covered = fit.kept.map(normalise);
+      const found = caches.longest(stateKey, covered);
+      let usedCache = false;
+      if (found && (await caches.check(found))) {
+        const returnCode = await model.loadPromptCache(found.file).catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
+        if (returnCode === 0) {
+          usedCache = true;
+          memory.promptCacheLoaded = true;
+          found.lastUsed = Date.now();
+          cacheTokens = found.tokens;
+        } else {
+          // Correctness never rests on a cache: the run prefills everything instead.
+          await caches.drop(found, `the runtime refused it (rkllm_load_prompt_cache: ${returnCode}); prefilling in full`, 'warn');
+        }
+      }
+      if (!usedCache) await releaseLoaded();
+      const file = await caches.nextFile(estimator.estimate(prefilled));
+      if (file === undefined) return { input, infer: { ...infer, keep_history: 1 } };
+      pending = { file, stateKey, messages: covered };
+      return { input, infer: { ...infer, keep_history: 1, prompt_cache_params: { save_prompt_cache: 1, prompt_cache_path: file } } };
     },
     remember(reply, promptTokens) {
-      tokenEstimatorOf(loaded).learn(prefilled, promptTokens);
+      // The runtime's count covers the loaded cache's tokens too, but only the rest was prefilled.
+      if (cacheTokens === 0) tokenEstimatorOf(loaded).learn(prefilled, promptTokens);
       memory.conversation = [...normalised, normalise(reply)];
       memory.cacheSize = model.getKvCacheSize()[0] ?? 0;
+      if (pending && caches) void caches.commit(pending, promptTokens);
+      pending = undefined;
     },
-    forget() {
+    forget(error) {
       memory.conversation = undefined;
+      if (pending && caches) {
+        // A runtime that dies in a run that saves a prompt cache may die in every such run (a
+        // report against 1.2.1's save_prompt_cache: docs/openai.md): the model saves no more.
+        if (isRkllmError(error, 'RUNTIME_FAILED')) void caches.turnOff(error.message);
+        else void caches.discard(pending);
+      }
+      pending = undefined;
     },
   };
 }
@@ -231,6 +291,7 @@ export function planCompletion(loaded: LoadedModel, prompt: string, infer: Parti
   const memory = memoryOf(loaded);
   return async () => {
     memory.conversation = undefined;
+    await releasePromptCache(loaded, memory);
     if ((loaded.model.getKvCacheSize()[0] ?? 0) > 0) await loaded.model.clearKvCache(false);
     return { input: { input_type: 0, role: 'user', prompt_input: prompt }, infer: { ...infer, keep_history: 0 } };
   };
@@ -249,6 +310,7 @@ export function planRaw(loaded: LoadedModel, prompt: string, infer: PartialInfer
       await loaded.model.setChatTemplate('', '', '');
       memory.template = none;
     }
+    await releasePromptCache(loaded, memory);
     if ((loaded.model.getKvCacheSize()[0] ?? 0) > 0) await loaded.model.clearKvCache(false);
     return { input: { input_type: 0, role: 'user', prompt_input: prompt }, infer: { ...infer, keep_history: 0 } };
   };

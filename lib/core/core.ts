@@ -16,6 +16,7 @@ import type { ModelEntry, ModelSettings } from './model-settings';
 import { ModelRegistry, type LoadedModel } from './models';
 import { PathPolicy } from './paths';
 import { readinessOf, type Readiness } from './readiness';
+import { PromptCacheOwners, PromptCacheStore } from './prompt-caches';
 import { RequestRecords } from './request-records';
 import { Residency } from './residency';
 import type { WireRunResult } from './run-result';
@@ -28,6 +29,10 @@ export interface CoreSettings {
   modelsDirs: string[];
   /** The directory a client's prompt cache paths must resolve inside. */
   cacheDir?: string;
+  /** Where the chat front ends keep their own prompt caches (lib/core/prompt-caches.ts); undefined: none. */
+  promptCacheDir?: string;
+  /** The most bytes those prompt caches hold at once; 0: none. */
+  promptCacheBytes?: number;
   /** Runs waiting per model beyond the one running; a full queue answers at once. */
   maxQueue: number;
   /**
@@ -90,10 +95,16 @@ export interface RunRequest {
   session: Session | undefined;
   stream: StreamMode;
   prepare?: JobSpec['prepare'];
-  /** Chunks as they come, for a front end that streams them itself (then `stream` is 'none'). */
-  onChunks?(chunks: readonly RunChunk[], job: Job): void;
+  /**
+   * Chunks as they come, for a front end that streams them itself (then `stream` is 'none') or
+   * that decides what of a batch its stream gets (it calls `stream.addTokens`: a batch the answer
+   * ends inside of is kept only up to there).
+   */
+  onChunks?(chunks: readonly RunChunk[], job: Job, stream: Stream | undefined): void;
   /** Called as the job settles, before the next job on the model can start. */
   onSettled?(outcome: JobOutcome): void;
+  /** What the stream's last chunk reports, when the front end reads the outcome otherwise (an answer that met the context). */
+  streamOutcome?(outcome: JobOutcome): JobOutcome;
 }
 
 export interface SubmittedRun {
@@ -124,6 +135,10 @@ export class ServerCore {
   readonly residency: Residency;
   /** One record per finished request of every front end (logs, /metrics, the status view). */
   readonly requests = new RequestRecords();
+  /** The chat front ends' prompt caches: several conversations' KV state per model. */
+  readonly promptCaches: PromptCacheStore;
+  /** Which model saved each prompt cache JSON-RPC clients saved (never loaded into another). */
+  readonly promptCacheOwners = new PromptCacheOwners();
   shuttingDown = false;
   #defaults: ReturnType<RuntimePort['createDefaultParam']> | undefined;
 
@@ -145,6 +160,8 @@ export class ServerCore {
       maxQueue: settings.maxQueue,
       requestTimeoutMs: settings.requestTimeoutMs,
     });
+    this.promptCaches = new PromptCacheStore({ dir: settings.promptCacheDir, maxBytes: settings.promptCacheBytes ?? 0 }, logger);
+    this.models.onDestroyed((loaded) => void this.promptCaches.forget(loaded));
   }
 
   /** The runtime's own RKLLMParam defaults, asked once (they are constant for its life). */
@@ -175,12 +192,12 @@ export class ServerCore {
       streaming: stream !== undefined || onChunks !== undefined,
       prepare: request.prepare,
       onChunks: (chunks) => {
-        stream?.addTokens(chunks);
-        if (onChunks) onChunks(chunks, job);
+        if (onChunks) onChunks(chunks, job, stream);
+        else stream?.addTokens(chunks);
       },
       onSettled: (outcome) => {
         if (stream) {
-          stream.finish(outcome);
+          stream.finish(request.streamOutcome?.(outcome) ?? outcome);
           this.streams.finished(stream);
         }
         request.onSettled?.(outcome);
@@ -296,6 +313,7 @@ export class ServerCore {
     await Promise.race([Promise.all([destroyed, abandoned]), timeout]);
     clearTimeout(timer);
     this.streams.clear();
+    await this.promptCaches.close();
     await this.runtime.close?.();
   }
 }

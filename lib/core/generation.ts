@@ -1,10 +1,14 @@
-// One front-end request (OpenAI or Ollama) as a run on the core: the same queue, limits and cancellation as a JSON-RPC
-// rkllm_run. Output is streamed through `stop` matching and a token budget; when either ends the
-// answer early, the job finishes early there (its native run is stopped).
+// One chat front-end request (OpenAI, Ollama, JSON-RPC's rkllm_chat) as a run on the core: the
+// same queue, limits and cancellation as a JSON-RPC rkllm_run. Output is streamed through `stop`
+// matching and a token budget; when either ends the answer early, the job finishes early there
+// (its native run is stopped).
 
+import type { ChatModelView } from './chat-model';
 import type { ServerCore } from './core';
-import type { Job, JobOutcome } from './job';
+import type { Job, JobOutcome, RequestId } from './job';
 import type { LoadedModel } from './models';
+import type { Session } from './sessions';
+import type { Stream } from './stream';
 import type { RKLLMInput, SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
 import type { RunChunk } from '../runtime/run';
@@ -48,7 +52,13 @@ export interface GenerationSpec {
    * Called as the job settles, before the next job on the model can start: the place to record
    * what the run left in the KV cache (`done` resolves a few microtasks later).
    */
-  onSettled?(output: GenerationOutput | undefined): void;
+  onSettled?(output: GenerationOutput | undefined, error?: unknown): void;
+  /**
+   * A JSON-RPC client's request (rkllm_chat): its id and the session that owns it, so its
+   * connection's close and `cancel` by that id end it; with `stream`, its tokens (up to where
+   * the answer ends) go to a stream pushed to that session.
+   */
+  client?: { requestId: RequestId; session: Session; stream: boolean };
 }
 
 export interface Generation {
@@ -57,31 +67,44 @@ export interface Generation {
   readonly job: Job;
   /** Ends the request (the client went away); the run is cancelled. */
   cancel(): void;
+  /** The stream of a `client` request with `stream`. */
+  readonly stream: Stream | undefined;
 }
 
 const NO_PERF = { prefill_time_ms: 0, prefill_tokens: 0, generate_time_ms: 0, generate_tokens: 0, memory_usage_mb: 0 };
 
+/** The max_new_tokens the runtime applies: 1.3 takes the request's per run; otherwise the model's own. */
+export function runtimeTokenLimit(core: ServerCore, view: ChatModelView, maxTokens: number | undefined): number {
+  return maxTokens !== undefined && core.runtime.info.abi === '1.3' ? maxTokens : view.maxNewTokens;
+}
+
+/** The sampling members a request may set (OpenAI's four; rkllm_chat adds top_k and repeat_penalty). */
+export interface SamplingRequest {
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  repeat_penalty?: number | null;
+  frequency_penalty?: number | null;
+  presence_penalty?: number | null;
+}
+
 /** The OpenAI sampling members as a 1.3 per-run RKLLMInferParam; none given: the model's own settings. */
-export function samplingInfer(
-  core: ServerCore,
-  request: { temperature?: number | null; top_p?: number | null; frequency_penalty?: number | null; presence_penalty?: number | null },
-  maxTokens: number | undefined,
-): PartialInferParam {
+export function samplingInfer(core: ServerCore, request: SamplingRequest, maxTokens: number | undefined): PartialInferParam {
   // The 1.2 ABI's RKLLMInferParam has neither member: sampling is fixed at rkllm_init there.
   if (core.runtime.info.abi === '1.2') return {};
   const infer: PartialInferParam = {};
   if (maxTokens !== undefined) infer.max_new_tokens = maxTokens;
-  const given = [request.temperature, request.top_p, request.frequency_penalty, request.presence_penalty].some(
+  const given = [request.temperature, request.top_p, request.top_k, request.repeat_penalty, request.frequency_penalty, request.presence_penalty].some(
     (value) => value !== undefined && value !== null,
   );
   if (given) {
     // sampling_params replaces every sampling setting for the run, so the unset ones come from the defaults.
     const defaults = core.defaultParam();
     const sampling: SamplingParam = {
-      top_k: defaults.top_k,
+      top_k: request.top_k ?? defaults.top_k,
       top_p: request.top_p ?? defaults.top_p,
       temperature: request.temperature ?? defaults.temperature,
-      repeat_penalty: defaults.repeat_penalty,
+      repeat_penalty: request.repeat_penalty ?? defaults.repeat_penalty,
       frequency_penalty: request.frequency_penalty ?? defaults.frequency_penalty,
       presence_penalty: request.presence_penalty ?? defaults.presence_penalty,
       mirostat: defaults.mirostat,
@@ -112,15 +135,21 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
     released.push(delta);
   };
 
-  const onChunks = (chunks: readonly RunChunk[], job: Job): void => {
+  const onChunks = (chunks: readonly RunChunk[], job: Job, stream: Stream | undefined): void => {
     const released: string[] = [];
+    let kept = 0;
     for (const chunk of chunks) {
       if (cutReason) break;
+      kept += 1;
       tokens += 1;
       take(matcher.push(chunk.text), released);
       if (matcher.stopped) cutReason = 'stop';
-      else if (spec.maxTokens !== undefined && tokens >= spec.maxTokens) cutReason = 'length';
+      // When the runtime applies the same limit (1.3's max_new_tokens), it ends the run there
+      // itself: the answer is whole in the KV cache, so the conversation can go on from it.
+      else if (spec.maxTokens !== undefined && tokens >= spec.maxTokens && spec.runtimeTokenLimit !== spec.maxTokens) cutReason = 'length';
     }
+    // Before the early finish, whose last chunk must follow them: nothing past the answer's end.
+    stream?.addTokens(kept === chunks.length ? chunks : chunks.slice(0, kept));
     if (released.length > 0) spec.onText?.(released);
     if (cutReason) job.finishEarly({ text, token_count: tokens, state: 2, perf: NO_PERF });
   };
@@ -132,6 +161,9 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
     if (rest.length > 0) spec.onText?.(rest);
   };
 
+  /** A run that failed at the context after some tokens: the answer so far, cut by the limit. */
+  const metContext = (outcome: JobOutcome): boolean => outcome.kind === 'failed' && isContextOverflow(outcome.error) && tokens > 0;
+
   const onSettled = (outcome: JobOutcome): void => {
     if (outcome.kind === 'failed' && isContextOverflow(outcome.error)) {
       if (tokens > 0) {
@@ -142,13 +174,13 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
         resolveDone(output);
         return;
       }
-      spec.onSettled?.(undefined);
+      spec.onSettled?.(undefined, outcome.error);
       const overflow = { contextLength: spec.contextLength, promptTokens: undefined, reserve: 0, truncation: spec.truncation, estimated: false };
       rejectDone(contextLengthExceeded(overflow));
       return;
     }
     if (outcome.kind !== 'finished') {
-      spec.onSettled?.(undefined);
+      spec.onSettled?.(undefined, outcome.error);
       rejectDone(outcome.error);
       return;
     }
@@ -170,17 +202,20 @@ export function startGeneration(core: ServerCore, loaded: LoadedModel, spec: Gen
   };
 
   // input and infer come from prepare, when the job reaches the model.
-  const { job } = core.submitRun(loaded, {
-    requestId: null,
+  const client = spec.client;
+  const { job, stream } = core.submitRun(loaded, {
+    requestId: client?.requestId ?? null,
     input: { input_type: 0, prompt_input: '' },
     infer: {},
-    session: undefined,
-    stream: 'none',
+    session: client?.session,
+    stream: client?.stream ? 'push' : 'none',
     prepare: spec.thinking ? () => spec.prepare().then(({ input, infer }) => ({ input: { ...input, enable_thinking: true }, infer })) : spec.prepare,
     onChunks,
     onSettled,
+    // The stream ends as the answer does: finished, when the answer met the context.
+    streamOutcome: (outcome) => (metContext(outcome) ? { kind: 'finished', result: { text, token_count: tokens, state: 2, perf: NO_PERF } } : outcome),
   });
-  return { done, job, cancel: () => void job.cancel('connection_closed') };
+  return { done, job, cancel: () => void job.cancel('connection_closed'), stream };
 }
 
 /** A finished generation's counts and token times, for its request record. */

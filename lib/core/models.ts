@@ -52,6 +52,7 @@ export class ModelRegistry {
   readonly #loading = new Map<string, Loading>();
   readonly #domains = new Set<number>();
   readonly #destroyed = new Set<string>();
+  readonly #destroyListeners: ((loaded: LoadedModel) => void)[] = [];
   #generated = 0;
   #defaultDomain: number | undefined;
   /** Set by closeLoading: every later rkllm_init is refused with it. */
@@ -205,6 +206,11 @@ export class ModelRegistry {
     return undefined;
   }
 
+  /** Called once for every model destroyed (rkllm_destroy, unload, shutdown), as it goes. */
+  onDestroyed(listener: (loaded: LoadedModel) => void): void {
+    this.#destroyListeners.push(listener);
+  }
+
   /** rkllm_destroy: the handle is gone at once; its requests end; resolves to the C return code. */
   async destroy(loaded: LoadedModel, reason: EndReason = 'model_destroyed'): Promise<number> {
     if (this.#loaded.get(loaded.handle) !== loaded) throw new RkllmError(`the model '${loaded.handle}' was destroyed`, 'MODEL_DESTROYED');
@@ -212,6 +218,7 @@ export class ModelRegistry {
     this.#destroyed.add(loaded.handle);
     if (this.#destroyed.size > REMEMBERED_DESTROYED) this.#destroyed.delete(this.#destroyed.values().next().value as string);
     loaded.scheduler.close(reason);
+    for (const listener of this.#destroyListeners) listener(loaded);
     try {
       return loaded.model.destroyed ? 0 : await loaded.model.destroy();
     } finally {

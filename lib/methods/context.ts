@@ -1,5 +1,6 @@
 // What a method handler is given besides its params.
 
+import type { ChatSettingsSource } from '../core/chat-model';
 import type { ServerCore, SubmittedRun } from '../core/core';
 import type { Session } from '../core/sessions';
 import type { Connection } from '../rpc/connection';
@@ -26,6 +27,8 @@ export interface MethodContext {
   session(): Session;
   /** What rkllm_list_functions answers. */
   readonly functionList: readonly unknown[];
+  /** Each model's chat template and truncation settings, as the chat front ends see them (rkllm_chat). */
+  readonly chatSettings: ChatSettingsSource;
   /** test_connection_drop (test hooks only). */
   readonly dropProbe: DropProbe | undefined;
   /** Filled by the handler for the request's record (./records.ts). */

@@ -5,6 +5,7 @@
 
 import type { Logger } from 'pino';
 import type { ApiKey } from '../auth';
+import type { ChatSettingsSource } from '../core/chat-model';
 import type { ServerCore } from '../core/core';
 import type { StreamSink } from '../core/sessions';
 import type { Stream, StreamChunk } from '../core/stream';
@@ -29,6 +30,8 @@ export interface JsonRpcFrontEndOptions {
   /** Checked on TCP and UDP requests, whose key travels as an "auth" member. */
   readonly apiKey: ApiKey;
   readonly dropProbe?: DropProbe;
+  /** Each model's chat settings, the same the OpenAI and Ollama front ends get (absent: none). */
+  readonly chatSettings?: ChatSettingsSource;
 }
 
 /** The transports whose JSON-RPC requests carry the key in the message itself. */
@@ -50,6 +53,7 @@ export class JsonRpcFrontEnd implements MessageHandler {
     this.#logger = logger;
     const table = buildMethodTable({ enableTestHooks: options.enableTestHooks });
     const functionList = describeMethods(table);
+    const chatSettings = options.chatSettings ?? (() => ({}));
     this.#engine = new RpcEngine<MethodContext>({
       table,
       logger,
@@ -61,6 +65,7 @@ export class JsonRpcFrontEnd implements MessageHandler {
         holdUntil: call.holdUntil,
         session: () => core.sessions.open(connection, this.#sinkFor(connection)),
         functionList,
+        chatSettings,
         dropProbe: options.dropProbe,
         notes: {},
       }),

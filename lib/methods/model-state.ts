@@ -6,6 +6,8 @@
 import { Type } from '@sinclair/typebox';
 import type { ModelAction } from '../core/model-control';
 import type { LoadedModel } from '../core/models';
+import { modelFileOf } from '../core/prompt-caches';
+import { invalidArgument } from '../errors';
 import type { MethodContext } from './context';
 import { defineMethod, type MethodEntry } from './define';
 import { CrossAttnParams, Handle, LoraAdapter } from './schemas';
@@ -42,6 +44,13 @@ export const modelStateMethods: MethodEntry[] = [
     handler: ({ handle, prompt_cache_path }, context) => {
       const { core } = context;
       const loaded = controlledModel(context, handle, 'state');
+      const owner = core.promptCacheOwners.ownerOf(core.paths.cacheFileToRead('prompt_cache_path', prompt_cache_path));
+      if (owner !== undefined && owner !== modelFileOf(loaded)) {
+        throw invalidArgument(
+          'prompt_cache_path',
+          `was saved by another model ('${owner}'); a prompt cache holds one model's KV state and is never loaded into another ('${modelFileOf(loaded)}')`,
+        );
+      }
       // Opened now and read by the runtime through the descriptor, when the call reaches the worker.
       const file = core.paths.openCacheFileToRead('prompt_cache_path', prompt_cache_path);
       let call: Promise<number>;

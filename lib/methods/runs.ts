@@ -8,6 +8,7 @@ import type { Job } from '../core/job';
 import type { ModelRun } from '../core/model-port';
 import type { LoadedModel } from '../core/models';
 import type { HeldFile, PathPolicy } from '../core/paths';
+import { modelFileOf } from '../core/prompt-caches';
 import type { WireRunResult } from '../core/run-result';
 import type { RKLLMInferParam, RKLLMInput } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
@@ -165,6 +166,8 @@ export function startRun(context: MethodContext, loaded: LoadedModel, request: R
   const pushable = connection.canPush;
   const stream = mode === 'plain' ? 'none' : pushable ? 'push' : 'poll';
   const savedCache = savedCacheOf(context, request, infer);
+  const savedPath = infer?.prompt_cache_params?.prompt_cache_path;
+  if (savedCache && savedPath !== undefined) core.promptCacheOwners.noteSaved(savedPath, modelFileOf(loaded));
   let job: Job | undefined;
   const submitted: SubmittedRun = core.submitRun(loaded, {
     requestId: context.requestId ?? null,

@@ -1,6 +1,7 @@
 // The method table: every method the server answers, assembled from one file per area. Dispatch,
 // validation and rkllm_list_functions all read this table and nothing else.
 
+import { chatMethods } from './chat';
 import type { MethodEntry } from './define';
 import { inferenceMethods } from './inference';
 import { modelStateMethods } from './model-state';
@@ -18,6 +19,7 @@ export function buildMethodTable(options: MethodTableOptions): ReadonlyMap<strin
     ...runtimeInfoMethods,
     ...modelMethods,
     ...inferenceMethods,
+    ...chatMethods,
     ...modelStateMethods,
     ...streamMethods,
     ...(options.enableTestHooks ? testHookMethods : []),

@@ -192,13 +192,16 @@ interface Timing {
   loadMs: number;
 }
 
-/** The counts and durations of Ollama's last chunk, from the runtime's perf. */
-function statsOf(output: GenerationOutput, timing: Timing): Record<string, unknown> {
+/**
+ * The counts and durations of Ollama's last chunk, from the runtime's perf. As Ollama's own,
+ * prompt_eval_count leaves out the prompt tokens a cache held (`cachedTokens`: a loaded prompt cache's).
+ */
+function statsOf(output: GenerationOutput, timing: Timing, cachedTokens = 0): Record<string, unknown> {
   return {
     done_reason: output.finishReason,
     total_duration: ns(Date.now() - timing.started),
     load_duration: ns(timing.loadMs),
-    prompt_eval_count: output.promptTokens,
+    prompt_eval_count: output.promptTokens - cachedTokens,
     prompt_eval_duration: ns(output.prefillMs),
     eval_count: output.completionTokens,
     eval_duration: ns(output.generateMs),
@@ -505,9 +508,9 @@ export class OllamaApi implements OllamaRoutes {
     };
     const spec: GenerationSpec = {
       prepare: () => plan.prepare(),
-      onSettled: (output) => {
+      onSettled: (output, error) => {
         if (output === undefined || output.cut) {
-          plan.forget();
+          plan.forget(error);
           return;
         }
         reply = replyOf(output);
@@ -541,7 +544,7 @@ export class OllamaApi implements OllamaRoutes {
         const message: Record<string, unknown> = { role: 'assistant', content };
         if (thinking !== undefined) message.thinking = thinking;
         if (toolCalls.length > 0) message.tool_calls = toolCalls;
-        const stats = statsOf(output, timing);
+        const stats = statsOf(output, timing, plan.cachedTokens(output.promptTokens));
         if (!lines) {
           writeJson(response, { model: request.model, created_at: created(), message, done: true, ...stats });
           return;
@@ -575,7 +578,8 @@ export class OllamaApi implements OllamaRoutes {
     else {
       // A prompt and its system text as a one-turn chat in the model's template, on a fresh cache.
       const turn = splitMessages([...(request.system !== undefined ? [{ role: 'system' as const, content: request.system }] : []), { role: 'user', content: prompt }], undefined, undefined);
-      const plan = planChat(loaded, turn, infer, { view: { ...view, settings: { ...view.settings, truncation } }, maxTokens });
+      // Nothing continues a one-turn generate: no prompt cache is saved for it.
+      const plan = planChat(loaded, turn, infer, { view: { ...view, promptCaches: undefined, settings: { ...view.settings, truncation } }, maxTokens });
       prepare = () => plan.prepare();
       forget = () => plan.forget();
     }

@@ -46,13 +46,15 @@ interface ChatReply {
   finishReason: 'stop' | 'length' | 'tool_calls';
 }
 
-type Usage = { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+type Usage = { prompt_tokens: number; completion_tokens: number; total_tokens: number; prompt_tokens_details?: { cached_tokens: number } };
 
-function usageOf(output: GenerationOutput): Usage {
+/** `cachedTokens`: of the prompt tokens, those a loaded prompt cache held (chat only). */
+function usageOf(output: GenerationOutput, cachedTokens?: number): Usage {
   return {
     prompt_tokens: output.promptTokens,
     completion_tokens: output.completionTokens,
     total_tokens: output.promptTokens + output.completionTokens,
+    ...(cachedTokens === undefined ? {} : { prompt_tokens_details: { cached_tokens: cachedTokens } }),
   };
 }
 
@@ -328,9 +330,9 @@ export class OpenAiApi implements OpenAiRoutes {
     const spec: GenerationSpec = {
       prepare: () => plan.prepare(),
       // Remembered synchronously, so a request queued behind this one sees the conversation.
-      onSettled: (output) => {
+      onSettled: (output, error) => {
         if (output === undefined || output.cut) {
-          plan.forget();
+          plan.forget(error);
           return;
         }
         reply = this.reply(output, toolsActive);
@@ -359,7 +361,7 @@ export class OpenAiApi implements OpenAiRoutes {
       (output) => {
         recorderOf(response)?.noteRun(generationFigures(generation, output));
         const { message, finishReason } = reply ?? this.reply(output, toolsActive);
-        const usage = usageOf(output);
+        const usage = usageOf(output, plan.cachedTokens(output.promptTokens));
         if (!events) {
           writeJson(response, { ...base, object: 'chat.completion', choices: [{ index: 0, message: { ...message, refusal: null }, finish_reason: finishReason, logprobs: null }], usage });
           return;

@@ -2,6 +2,8 @@
 // flags over a JSON config file over these defaults; the composition root (serve.ts) hands each
 // part its own share: the core its CoreSettings, each transport its endpoint and limits.
 
+import * as os from 'os';
+import * as path from 'path';
 import type { CoreSettings } from '../core/core';
 import type { ModelControlPolicy } from '../core/model-control';
 import type { AbiSetting } from '../native/binding';
@@ -74,10 +76,25 @@ export const DEFAULT_PORTS: Record<Exclude<TransportName, 'stdio'>, number> = {
   websocket: 8083,
 };
 
+/** Where prompt caches go by default: the user's cache directory (XDG), on the board's storage, not in RAM like /tmp often is. */
+export function defaultPromptCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CACHE_HOME !== undefined && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
+  return path.join(base, 'rkllm-serve', 'prompt-caches');
+}
+
+/**
+ * The prompt caches' default budget: 1 GiB. A cache costs the model's KV bytes per token (28 KiB
+ * for Qwen2.5-1.5B, about 57 KiB for a 7B), so this holds 4 to 9 full 4,096-token conversations,
+ * a small part of a board's 32-256 GB of eMMC or NVMe.
+ */
+export const DEFAULT_PROMPT_CACHE_BYTES = 1024 * 1024 * 1024;
+
 export function defaultConfig(): ServerConfig {
   const host = '127.0.0.1';
   return {
     modelsDirs: [],
+    promptCacheDir: defaultPromptCacheDir(),
+    promptCacheBytes: DEFAULT_PROMPT_CACHE_BYTES,
     models: [],
     modelDefaults: {},
     maxQueue: 64,

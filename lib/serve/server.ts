@@ -46,6 +46,11 @@ export class Server implements RkllmServer {
     this.config = config;
     this.logger = logger;
     this.apiKey = new ApiKey(config.apiKey);
+    const chatSettings = (loaded: LoadedModel) => {
+      // rkllm_init's models have no settings of their own: the defaults of every model hold for them.
+      const settings = loaded.settings ?? config.modelDefaults;
+      return { chat_template: settings.chat_template, truncation: settings.truncation, thinking: settings.thinking };
+    };
     this.#jsonRpc = new JsonRpcFrontEnd({
       core,
       logger,
@@ -54,12 +59,8 @@ export class Server implements RkllmServer {
       enableTestHooks: config.enableTestHooks,
       apiKey: this.apiKey,
       dropProbe: (transport, handle) => probeConnectionDrop(core, this.#dialers, transport, handle),
+      chatSettings,
     });
-    const chatSettings = (loaded: LoadedModel) => {
-      // rkllm_init's models have no settings of their own: the defaults of every model hold for them.
-      const settings = loaded.settings ?? config.modelDefaults;
-      return { chat_template: settings.chat_template, truncation: settings.truncation, thinking: settings.thinking };
-    };
     this.openai = new OpenAiApi(core, chatSettings);
     this.ollama = new OllamaApi(core, chatSettings);
     const web = new WebRoutes(core, path.join(packageRoot(), 'web'), (error, route) => logger.error({ err: error, path: route }, 'the web page could not be served'));

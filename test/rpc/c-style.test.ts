@@ -18,6 +18,7 @@ const VALID_PARAMS: Record<string, Json> = {
   rkllm_get_kv_cache_size: { handle: 'default' },
   rkllm_run: { input_type: 0, prompt_input: 'hi' },
   rkllm_run_async: { rkllm_input: { input_type: 0, prompt_input: 'hi' } },
+  rkllm_chat: { messages: [{ role: 'user', content: 'hi' }] },
   rkllm_load_lora: { lora_adapter: { lora_adapter_path: 'adapter.lora', lora_adapter_name: 'a', scale: 1 } },
   rkllm_load_prompt_cache: { prompt_cache_path: 'x.cache' },
   rkllm_release_prompt_cache: {},

@@ -54,6 +54,7 @@ describe.each(ABIS)('methods (ABI %s)', (abi) => {
         'cancel',
         'poll',
         'rkllm_abort',
+        'rkllm_chat',
         'rkllm_clear_kv_cache',
         'rkllm_createDefaultParam',
         'rkllm_destroy',
