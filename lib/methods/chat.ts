@@ -11,7 +11,7 @@ import { chatModelView } from '../core/chat-model';
 import { planChat, splitMessages } from '../core/conversation';
 import { endedError } from '../core/job';
 import type { LoadedModel } from '../core/models';
-import { runtimeTokenLimit, samplingInfer, startGeneration, type GenerationOutput } from '../core/generation';
+import { generationFigures, runtimeTokenLimit, samplingInfer, startGeneration, type GenerationOutput } from '../core/generation';
 import { parseToolCalls, type ToolCall } from '../core/tool-calls';
 import { RkllmError, invalidArgument } from '../errors';
 import type { MethodContext } from './context';
@@ -148,7 +148,9 @@ async function chat(params: ChatParamsType, context: MethodContext): Promise<unk
     client: { requestId: context.requestId ?? null, session: context.session(), stream: params.stream === true && connection.canPush },
   });
   if (generation.stream && connection.holdUntilStreamsEnd) context.holdUntil(generation.stream.ended);
+  context.notes.model = loaded.handle;
   const output = await generation.done;
+  context.notes.figures = generationFigures(generation, output);
   const { message, finishReason } = reply ?? replyOf(output, toolsActive);
   return {
     model: loaded.handle,

@@ -2,6 +2,7 @@
 
 import type { ChatSettingsSource } from '../core/chat-model';
 import type { ServerCore, SubmittedRun } from '../core/core';
+import type { RunFigures } from '../core/request-records';
 import type { Session } from '../core/sessions';
 import type { Connection } from '../rpc/connection';
 import type { RequestId } from '../rpc/envelope';
@@ -11,6 +12,8 @@ import type { TransportName } from '../rpc/connection';
 export interface CallNotes {
   model?: string;
   run?: SubmittedRun;
+  /** A run whose figures the handler read itself (rkllm_chat's generation), once it has ended. */
+  figures?: RunFigures;
 }
 
 /** What test_connection_drop runs: the composition root's probe, which dials real clients. */

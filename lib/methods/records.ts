@@ -53,6 +53,8 @@ export function recordCall(core: ServerCore, connection: Connection, call: Ended
     recorder.finish();
     return;
   }
+  const figures = call.context?.notes.figures;
+  if (figures !== undefined) recorder.noteRun(figures);
   const run = call.context?.notes.run;
   if (run === undefined) {
     recorder.finish();

@@ -14,7 +14,7 @@ import { chatModelView, type ChatModelView, type ChatSettingsSource } from '../c
 import { guessChatTemplate, resolveChatTemplate } from '../core/chat-templates';
 import { planChat, planRaw, splitMessages, type ChatMessage } from '../core/conversation';
 import type { ServerCore } from '../core/core';
-import { generationFigures, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from '../core/generation';
+import { generationFigures, runtimeTokenLimit, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from '../core/generation';
 import { KEEP_FOREVER, keepAliveMs } from '../core/model-settings';
 import type { LoadedModel } from '../core/models';
 import { MAX_STOP_LENGTH } from '../core/stop';
@@ -520,7 +520,7 @@ export class OllamaApi implements OllamaRoutes {
       },
       stop: stopsOf(options),
       maxTokens,
-      runtimeTokenLimit: maxTokens !== undefined && this.core.runtime.info.abi === '1.3' ? maxTokens : view.maxNewTokens,
+      runtimeTokenLimit: runtimeTokenLimit(this.core, view, maxTokens),
       contextLength: view.contextLength,
       truncation,
       thinking: think,
@@ -594,7 +594,7 @@ export class OllamaApi implements OllamaRoutes {
       onSettled: () => forget(),
       stop: stopsOf(options),
       maxTokens,
-      runtimeTokenLimit: maxTokens !== undefined && this.core.runtime.info.abi === '1.3' ? maxTokens : view.maxNewTokens,
+      runtimeTokenLimit: runtimeTokenLimit(this.core, view, maxTokens),
       contextLength: view.contextLength,
       truncation,
       thinking: think,

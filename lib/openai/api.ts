@@ -15,7 +15,7 @@ import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
 import { planChat, planCompletion, splitMessages, type ChatPlan } from '../core/conversation';
 import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError, unauthorized } from './errors';
 import { chatModelView, type ChatModelView, type ChatSettingsSource } from '../core/chat-model';
-import { generationFigures, samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from '../core/generation';
+import { generationFigures, runtimeTokenLimit, samplingInfer, startGeneration, type Generation, type GenerationOutput, type GenerationSpec } from '../core/generation';
 import {
   chatCompletionRequestCheck,
   completionRequestCheck,
@@ -146,12 +146,6 @@ export class OpenAiApi implements OpenAiRoutes {
 
   private view(loaded: LoadedModel): ChatModelView {
     return chatModelView(this.core, loaded, this.chatSettings(loaded));
-  }
-
-  /** The max_new_tokens the runtime applies: 1.3 takes the request's per run; otherwise the model's own. */
-  private runtimeTokenLimit(view: ChatModelView, maxTokens: number | undefined): number {
-    if (maxTokens !== undefined && this.core.runtime.info.abi === '1.3') return maxTokens;
-    return view.maxNewTokens;
   }
 
   owns(path: string): boolean {
@@ -340,7 +334,7 @@ export class OpenAiApi implements OpenAiRoutes {
       },
       stop: stopsOf(request.stop),
       maxTokens,
-      runtimeTokenLimit: this.runtimeTokenLimit(view, maxTokens),
+      runtimeTokenLimit: runtimeTokenLimit(this.core, view, maxTokens),
       contextLength: view.contextLength,
       truncation: view.settings.truncation ?? 'refuse',
       thinking: view.settings.thinking,
@@ -397,7 +391,7 @@ export class OpenAiApi implements OpenAiRoutes {
       prepare: planCompletion(loaded, prompt, samplingInfer(this.core, request, maxTokens)),
       stop: stopsOf(request.stop),
       maxTokens,
-      runtimeTokenLimit: this.runtimeTokenLimit(view, maxTokens),
+      runtimeTokenLimit: runtimeTokenLimit(this.core, view, maxTokens),
       contextLength: view.contextLength,
       truncation: 'refuse',
       thinking: view.settings.thinking,

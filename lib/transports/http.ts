@@ -38,6 +38,8 @@ import {
 import { WebGuard, corsHeaders, isJsonContentType, isPreflight, preflightHeaders, type WebSettings } from './web-guard';
 
 const STOP_BOUND_MS = 300;
+/** How much of a refused request's path its log line shows. */
+const MAX_LOGGED_PATH = 200;
 
 /** The counts GET /health reports of the server behind the transport. */
 export interface ServerCounts {
@@ -204,6 +206,14 @@ export class HttpTransport implements Transport {
     response.on('error', (error) => this.context.logger.debug({ err: error, transport: this.name }, 'http response error'));
     const url = request.url ?? '/';
     const path = url.split('?')[0];
+    // What the transport refuses itself (403, 401, 404, 405, 413, 415, ...) reaches no front end's
+    // request log: it gets its line here, in the same shape.
+    let handedOver = false;
+    response.once('finish', () => {
+      if (handedOver || response.statusCode < 400) return;
+      const route = `${request.method ?? '?'} ${path.slice(0, MAX_LOGGED_PATH)}`;
+      this.context.logger.warn({ transport: this.name, route, status: String(response.statusCode) }, `${route} ${response.statusCode}`);
+    });
     const verdict = this.guard.check(request);
     if (!verdict.allowed) {
       this.refuse(request, response, path, 403, verdict.error.message, 'forbidden', this.context.handler.refusal(verdict.error));
@@ -224,6 +234,8 @@ export class HttpTransport implements Transport {
       return;
     }
     if (path === '/health' || path === '/livez') {
+      // A probe's 503 says "not ready" every few seconds: not a refusal to log.
+      handedOver = request.method === 'GET';
       if (request.method !== 'GET') methodNotAllowed(request, response, 'GET');
       else if (path === '/health') this.answerHealth(response);
       else reply(response, { status: 200, body: { status: 'alive' } });
@@ -237,7 +249,10 @@ export class HttpTransport implements Transport {
         return;
       }
       if (!this.jsonBodyIfPost(request, response, path)) return;
-      this.readBody(request, response, (body) => routes.handle(request, response, path, body));
+      this.readBody(request, response, (body) => {
+        handedOver = true;
+        routes.handle(request, response, path, body);
+      });
       return;
     }
     if (path === '/') {
@@ -245,7 +260,12 @@ export class HttpTransport implements Transport {
       else if (!this.authorized(request)) {
         request.resume();
         reply(response, { status: 401, body: unauthorized(this.context.handler, 'send the API key as "Authorization: Bearer <key>"') });
-      } else if (this.jsonBodyIfPost(request, response, path)) this.readBody(request, response, (body) => this.dispatch(request, response, body));
+      } else if (this.jsonBodyIfPost(request, response, path)) {
+        this.readBody(request, response, (body) => {
+          handedOver = true;
+          this.dispatch(request, response, body);
+        });
+      }
       return;
     }
     request.resume();

@@ -198,6 +198,18 @@ describe('request lines, --log-format json', () => {
     expect(parse).toMatchObject({ level: WARN, transport: 'tcp' });
   });
 
+  it('logs what the HTTP transport refuses itself, and not the readiness probe', async () => {
+    const transportLines = (msg: string) => server.logs.filter((line) => line.transport === 'http' && line.msg === msg);
+    expect((await client.raw('POST', '/', '{}', { 'content-type': 'text/plain' })).status).toBe(415);
+    expect((await client.raw('PUT', '/health')).status).toBe(405);
+    expect((await client.raw('GET', '/no/such/page')).status).toBe(404);
+    await waitUntil('the refusal lines', () => ['POST / 415', 'PUT /health 405', 'GET /no/such/page 404'].every((msg) => transportLines(msg).length === 1), 5000);
+    expect(transportLines('POST / 415')[0]).toMatchObject({ level: WARN, route: 'POST /', status: '415' });
+    expect((await client.raw('GET', '/health')).status).toBe(200);
+    await sleep(100);
+    expect(server.logs.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('GET /health'))).toEqual([]);
+  });
+
   it("logs the runtime's failure at error", async () => {
     // sim:crash-midstream's host is killed by SIGSEGV after 20 tokens.
     expect((await client.raw('POST', '/v1/chat/completions', chat('sim:crash-midstream', { max_tokens: 100 }), JSON_BODY)).status).toBe(503);
