@@ -172,3 +172,48 @@ export class RequestRecords {
     return this.#recent;
   }
 }
+
+/** What a record needs of an HTTP response (node's http.ServerResponse has it). */
+export interface RecordedResponse {
+  readonly req?: { readonly method?: string };
+  readonly statusCode: number;
+  readonly writableFinished: boolean;
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/**
+ * The records of one HTTP front end: one per response, started as the request reaches the
+ * front end and finished when the response's last byte is written or its client leaves.
+ */
+export class HttpRequestRecords {
+  readonly #recorders = new WeakMap<RecordedResponse, RequestRecorder>();
+  readonly #frontEnd: FrontEndName;
+  /** The route as a label (a bounded set, whatever path a client sends). */
+  readonly #routeOf: (path: string) => string;
+  /** Routes clients poll: their successes are logged at debug. */
+  readonly #isControl: (route: string) => boolean;
+
+  constructor(frontEnd: FrontEndName, routeOf: (path: string) => string, isControl: (route: string) => boolean) {
+    this.#frontEnd = frontEnd;
+    this.#routeOf = routeOf;
+    this.#isControl = isControl;
+  }
+
+  /** The response's recorder, started now if it has none. */
+  start(records: RequestRecords, response: RecordedResponse, path: string): RequestRecorder {
+    const known = this.#recorders.get(response);
+    if (known) return known;
+    const method = response.req?.method ?? 'GET';
+    const route = `${method} ${this.#routeOf(path)}`;
+    const asked = `${method} ${path}`;
+    const recorder = new RequestRecorder(records, { frontEnd: this.#frontEnd, transport: 'http', route, ...(asked === route ? {} : { path: asked }) });
+    if (this.#isControl(route)) recorder.control = true;
+    this.#recorders.set(response, recorder);
+    response.once('close', () => recorder.finish(response.statusCode, !response.writableFinished));
+    return recorder;
+  }
+
+  of(response: RecordedResponse): RequestRecorder | undefined {
+    return this.#recorders.get(response);
+  }
+}

@@ -3,10 +3,8 @@
 // only note what they learn (model, run, error) on the response's recorder.
 
 import type * as http from 'http';
-import { RequestRecorder, type RequestRecords } from '../core/request-records';
+import { HttpRequestRecords, type RequestRecorder, type RequestRecords } from '../core/request-records';
 import { OpenAiError } from './errors';
-
-const recorders = new WeakMap<http.ServerResponse, RequestRecorder>();
 
 /** The routes as metric labels: a bounded set, whatever path a client sends. */
 const FIXED_ROUTES = new Set(['/v1/models', '/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
@@ -17,25 +15,18 @@ function routeOf(path: string): string {
   return 'unknown route';
 }
 
-/** Starts the record of a request that reached the OpenAI routes. Idempotent per response. */
+const recorders = new HttpRequestRecords('openai', routeOf, (route) => route === 'GET /v1/models' || route === 'GET /v1/models/{model}');
+
+/** Starts the record of a request that reached these routes. Idempotent per response. */
 export function recordRequest(records: RequestRecords, response: http.ServerResponse, path: string): RequestRecorder {
-  const known = recorders.get(response);
-  if (known) return known;
-  const method = response.req?.method ?? 'GET';
-  const route = `${method} ${routeOf(path)}`;
-  const asked = `${method} ${path}`;
-  const recorder = new RequestRecorder(records, { frontEnd: 'openai', transport: 'http', route, ...(asked === route ? {} : { path: asked }) });
-  if (route === 'GET /v1/models' || route === 'GET /v1/models/{model}') recorder.control = true;
-  recorders.set(response, recorder);
-  response.once('close', () => recorder.finish(response.statusCode, !response.writableFinished));
-  return recorder;
+  return recorders.start(records, response, path);
 }
 
 /** Notes the error the response answers with: the domain code when there is one, else OpenAI's own. */
 export function noteError(response: http.ServerResponse, error: unknown): void {
-  recorders.get(response)?.noteError(error, error instanceof OpenAiError ? (error.code ?? `http_${error.status}`) : undefined);
+  recorders.of(response)?.noteError(error, error instanceof OpenAiError ? (error.code ?? `http_${error.status}`) : undefined);
 }
 
 export function recorderOf(response: http.ServerResponse): RequestRecorder | undefined {
-  return recorders.get(response);
+  return recorders.of(response);
 }
