@@ -27,10 +27,12 @@ struct stat64;
 extern "C" {
 int rkllm_glibc_xstat(int version, const char* path, struct stat* info);
 int rkllm_glibc_fxstat64(int version, int fd, struct stat64* info);
+int rkllm_glibc_fxstat(int version, int fd, struct stat* info);
 }
 // Bind the two forwarders above to glibc's own pre-2.33 entry points.
 __asm__(".symver rkllm_glibc_xstat,__xstat@" RKLLM_GLIBC_BASE);
 __asm__(".symver rkllm_glibc_fxstat64,__fxstat64@" RKLLM_GLIBC_BASE);
+__asm__(".symver rkllm_glibc_fxstat,__fxstat@" RKLLM_GLIBC_BASE);
 
 extern "C" {
 
@@ -38,12 +40,16 @@ extern "C" {
 // is always correct, only never the fast path.
 RKLLM_HIDDEN char __libc_single_threaded = 0;
 
-// glibc 2.33 made stat and fstat64 real exports; before, headers turned them into __xstat calls.
+// glibc 2.33 made stat, fstat and fstat64 real exports; before, headers turned them into __xstat calls.
 RKLLM_HIDDEN int stat(const char* path, struct stat* info) {
   return rkllm_glibc_xstat(RKLLM_STAT_VER, path, info);
 }
 RKLLM_HIDDEN int fstat64(int fd, struct stat64* info) {
   return rkllm_glibc_fxstat64(RKLLM_STAT_VER, fd, info);
+}
+// The emulated runtime's prompt cache files are checked with fstat (prompt_cache_file.cc).
+RKLLM_HIDDEN int fstat(int fd, struct stat* info) {
+  return rkllm_glibc_fxstat(RKLLM_STAT_VER, fd, info);
 }
 
 // glibc 2.36: libstdc++'s random_device prefers it. getrandom (glibc 2.25) gives the same bytes.

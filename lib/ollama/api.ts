@@ -22,7 +22,7 @@ import { parseToolCalls } from '../core/tool-calls';
 import { RkllmError } from '../errors';
 import type { SamplingParam } from '../native/binding';
 import type { PartialInferParam } from '../runtime/model';
-import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
+import { readJsonBody, writeJsonReply } from '../rpc/json-body';
 import { embedInputs, type Embedding } from '../core/embeddings';
 import { OllamaError, badRequest, modelNotFound, toOllamaError } from './errors';
 import {
@@ -58,34 +58,31 @@ export interface OllamaRoutes {
   refuse(response: http.ServerResponse, status: number, message: string, code: string): void;
 }
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
 function writeError(response: http.ServerResponse, error: OllamaError): void {
-  if (response.headersSent || response.destroyed) return;
-  const text = JSON.stringify(error.toBody());
-  response.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  response.end(text);
+  writeJsonReply(response, error.status, error.toBody(), JSON_TYPE);
 }
 
 function writeJson(response: http.ServerResponse, body: unknown): void {
-  if (response.destroyed) return;
-  const text = JSON.stringify(body);
-  response.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  response.end(text);
+  writeJsonReply(response, 200, body, JSON_TYPE);
 }
 
-/** The body parsed and checked against the route's schema; a 400 naming the first bad member otherwise. */
+/** The body parsed and checked against the route's schema (an empty one is {}); a 400 naming the first bad member otherwise. */
 function readBody<T>(body: string, check: TypeCheck<TSchema>): T {
-  let value: unknown;
-  try {
-    value = JSON.parse(body === '' ? '{}' : body);
-  } catch {
-    throw badRequest('the request body is not valid JSON');
+  const read = readJsonBody<T>(body, check, '{}');
+  if ('value' in read) return read.value;
+  const problem = read.problem;
+  switch (problem.kind) {
+    case 'invalid_json':
+      throw badRequest('the request body is not valid JSON');
+    case 'not_an_object':
+      throw badRequest('the request body must be a JSON object');
+    case 'too_deep':
+      throw badRequest(`invalid value for '${problem.param}': nested deeper than ${problem.limit} levels of arrays and objects`);
+    case 'invalid_value':
+      throw badRequest(`invalid value for '${problem.param ?? 'body'}': ${problem.message}`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('the request body must be a JSON object');
-  const tooDeep = pathTooDeep(value);
-  if (tooDeep !== undefined) throw badRequest(`invalid value for '${tooDeep.join('.')}': nested deeper than ${MAX_NESTING_DEPTH} levels of arrays and objects`);
-  const first = check.Errors(value).First();
-  if (first) throw badRequest(`invalid value for '${first.path.slice(1).replace(/\//g, '.') || 'body'}': ${first.message}`);
-  return value as T;
 }
 
 /** Nanoseconds, as Ollama's *_duration fields count. */

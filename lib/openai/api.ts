@@ -11,7 +11,7 @@ import type { ServerCore } from '../core/core';
 import type { ModelListing } from '../core/catalog';
 import type { LoadedModel } from '../core/models';
 import { RkllmError } from '../errors';
-import { MAX_NESTING_DEPTH, pathTooDeep } from '../rpc/depth';
+import { readJsonBody, writeJsonReply } from '../rpc/json-body';
 import { planChat, planCompletion, splitMessages, type ChatPlan } from '../core/conversation';
 import { OpenAiError, badRequest, modelNotFound, notFound, toOpenAiError, unauthorized } from './errors';
 import { chatModelView, type ChatModelView, type ChatSettingsSource } from '../core/chat-model';
@@ -75,40 +75,28 @@ function stopsOf(stop: string | string[] | null | undefined): string[] {
 }
 
 export function writeOpenAiError(response: http.ServerResponse, error: OpenAiError): void {
-  if (response.headersSent || response.destroyed) return;
-  const text = JSON.stringify(error.toBody());
-  response.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  response.end(text);
+  writeJsonReply(response, error.status, error.toBody(), 'application/json');
 }
 
 function writeJson(response: http.ServerResponse, body: unknown): void {
-  if (response.destroyed) return;
-  const text = JSON.stringify(body);
-  response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  response.end(text);
+  writeJsonReply(response, 200, body, 'application/json');
 }
 
 /** The body parsed and checked against the route's schema; a 400 naming the first bad member otherwise. */
 function readBody<T>(body: string, check: TypeCheck<TSchema>): T {
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch {
-    throw badRequest('The request body is not valid JSON.', null, 'invalid_json');
+  const read = readJsonBody<T>(body, check);
+  if ('value' in read) return read.value;
+  const problem = read.problem;
+  switch (problem.kind) {
+    case 'invalid_json':
+      throw badRequest('The request body is not valid JSON.', null, 'invalid_json');
+    case 'not_an_object':
+      throw badRequest('The request body must be a JSON object.');
+    case 'too_deep':
+      throw badRequest(`Invalid value for '${problem.param}': nested deeper than ${problem.limit} levels of arrays and objects.`, problem.param, 'invalid_value');
+    case 'invalid_value':
+      throw badRequest(`Invalid value for '${problem.param ?? 'body'}': ${problem.message}.`, problem.param, 'invalid_value');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('The request body must be a JSON object.');
-  // Parts of the body are serialised again (tools): a depth JSON.stringify cannot take is the client's mistake.
-  const tooDeep = pathTooDeep(value);
-  if (tooDeep !== undefined) {
-    const param = tooDeep.join('.');
-    throw badRequest(`Invalid value for '${param}': nested deeper than ${MAX_NESTING_DEPTH} levels of arrays and objects.`, param, 'invalid_value');
-  }
-  const first = check.Errors(value).First();
-  if (first) {
-    const param = first.path.slice(1).replace(/\//g, '.') || null;
-    throw badRequest(`Invalid value for '${param ?? 'body'}': ${first.message}.`, param, 'invalid_value');
-  }
-  return value as T;
 }
 
 /** An SSE response: one `data:` event per chunk, `data: [DONE]` at the end. */
