@@ -187,24 +187,20 @@ Engine::Run::End Engine::Run::save_prompt_cache() {
   const uint64_t full = static_cast<uint64_t>(prompt_ids_.size()) * static_cast<uint64_t>(owner.kv_bytes_per_token);
   const double cost_ms = prompt_cache_transfer_ms(prompt_ids_.size(), owner.kv_bytes_per_token,
                                                   settings_.model.save_mb_per_s);
-  std::string error;
-  if (cost_ms > 0) {
-    const Clock::time_point began = Clock::now();
-    if (!engine_.sleep_until(began + from_ms(cost_ms))) {
-      prefilled_at_ = Clock::now();
-      double fraction = std::min(1.0, ms_between(began, prefilled_at_) / cost_ms);
-      // Short of the whole by at least a byte, so it never passes for a complete save.
-      uint64_t written = std::min<uint64_t>(full > 0 ? full - 1 : 0,
-                                            static_cast<uint64_t>(static_cast<double>(full) * fraction));
-      if (!write_prompt_cache(request_.prompt_cache_path, owner, prompt_ids_, written, &error)) {
-        runtime_log('E', "aborted prompt cache save: %s", error.c_str());
-      }
-      return End::kAborted;
-    }
-  }
-  if (!write_prompt_cache(request_.prompt_cache_path, owner, prompt_ids_, full, &error)) return fail(error);
+  const Clock::time_point began = Clock::now();
+  const bool done = cost_ms <= 0 || engine_.sleep_until(began + from_ms(cost_ms));
   prefilled_at_ = Clock::now();
-  return End::kFinished;
+  // Cut short: short of the whole by at least a byte, so it never passes for a complete save
+  // (only a save with a cost is cut, and a cost means full > 0).
+  const uint64_t written =
+      done ? full : std::min<uint64_t>(full - 1, static_cast<uint64_t>(static_cast<double>(full) * std::min(1.0, ms_between(began, prefilled_at_) / cost_ms)));
+  std::string error;
+  const bool ok = write_prompt_cache(request_.prompt_cache_path, owner, prompt_ids_, written, &error);
+  if (!done) {
+    if (!ok) runtime_log('E', "aborted prompt cache save: %s", error.c_str());
+    return End::kAborted;
+  }
+  return ok ? End::kFinished : fail(error);
 }
 
 Engine::Run::End Engine::Run::emit_hidden_layer() {

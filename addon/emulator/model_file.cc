@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "emulator/json.h"
+#include "emulator/text_generator.h"
 
 namespace emu {
 
@@ -65,12 +66,6 @@ bool read_speed(const json::Value& section, const char* key, double* out, std::s
   }
   *out = v->as_number();
   return true;
-}
-
-uint64_t fnv1a64(const std::string& bytes) {
-  uint64_t hash = 14695981039346656037ull;
-  for (unsigned char c : bytes) hash = (hash ^ c) * 1099511628211ull;
-  return hash;
 }
 
 std::string base_name(const std::string& path) {
@@ -236,7 +231,7 @@ bool load_model_file(const std::string& path, ModelSpec* out, std::string* error
     return false;
   }
   spec.identity_name = spec.name.empty() ? base_name(path) : spec.name;
-  spec.fingerprint = fnv1a64(text);
+  spec.fingerprint = SeedHasher().add(text.data(), text.size()).value();
   *out = std::move(spec);
   return true;
 }

@@ -129,7 +129,8 @@ bool write_prompt_cache(const std::string& path, const PromptCacheOwner& owner, 
   const uint64_t full = static_cast<uint64_t>(ids.size()) * static_cast<uint64_t>(owner.kv_bytes_per_token);
   const uint64_t size = text.size() + (kv_bytes_present < full ? kv_bytes_present : full);
 
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  // O_NONBLOCK: a FIFO with no reader at the path fails at once instead of holding the run's thread.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666);
   if (fd < 0) {
     *error = "cannot write prompt cache '" + path + "': " + std::strerror(errno);
     return false;

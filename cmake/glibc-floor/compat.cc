@@ -29,7 +29,7 @@ int rkllm_glibc_xstat(int version, const char* path, struct stat* info);
 int rkllm_glibc_fxstat64(int version, int fd, struct stat64* info);
 int rkllm_glibc_fxstat(int version, int fd, struct stat* info);
 }
-// Bind the two forwarders above to glibc's own pre-2.33 entry points.
+// Bind the forwarders above to glibc's own pre-2.33 entry points.
 __asm__(".symver rkllm_glibc_xstat,__xstat@" RKLLM_GLIBC_BASE);
 __asm__(".symver rkllm_glibc_fxstat64,__fxstat64@" RKLLM_GLIBC_BASE);
 __asm__(".symver rkllm_glibc_fxstat,__fxstat@" RKLLM_GLIBC_BASE);

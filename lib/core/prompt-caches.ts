@@ -61,7 +61,7 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-function sameMessages(prefix: readonly string[], messages: readonly string[]): boolean {
+function isPrefixOf(prefix: readonly string[], messages: readonly string[]): boolean {
   return prefix.length <= messages.length && prefix.every((entry, index) => entry === messages[index]);
 }
 
@@ -69,7 +69,6 @@ export class PromptCacheStore {
   readonly #settings: PromptCacheSettings;
   readonly #logger: Logger;
   readonly #models = new Map<object, ModelPromptCaches>();
-  #processDir: string | undefined;
   #opening: Promise<string | undefined> | undefined;
   #closed = false;
 
@@ -121,7 +120,6 @@ export class PromptCacheStore {
       await this.#removeOrphans(base);
       const dir = path.join(base, `${process.pid}-${randomBytes(4).toString('hex')}`);
       await fsp.mkdir(dir, { mode: 0o700 });
-      this.#processDir = dir;
       return dir;
     } catch (error) {
       this.#logger.warn({ err: error, dir: base }, 'prompt caches are off: their directory could not be made');
@@ -157,7 +155,7 @@ export class PromptCacheStore {
   async close(): Promise<void> {
     this.#closed = true;
     this.#models.clear();
-    const dir = this.#processDir ?? (this.#opening ? await this.#opening : undefined);
+    const dir = this.#opening ? await this.#opening : undefined;
     if (dir !== undefined) await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 
@@ -197,7 +195,7 @@ export class ModelPromptCaches {
     if (this.#removed) return undefined;
     let best: PromptCacheEntry | undefined;
     for (const entry of this.#entries) {
-      if (entry.stateKey !== stateKey || !sameMessages(entry.messages, messages)) continue;
+      if (entry.stateKey !== stateKey || !isPrefixOf(entry.messages, messages)) continue;
       if (!best || entry.messages.length > best.messages.length) best = entry;
     }
     return best;
@@ -264,7 +262,7 @@ export class ModelPromptCaches {
     // Of the same conversation's earlier saves only the latest stays (an edit of the last message
     // or a regenerate of the last answer starts from it); a save of the same messages replaces it.
     const earlier = this.#entries
-      .filter((entry) => entry.stateKey === save.stateKey && sameMessages(entry.messages, save.messages))
+      .filter((entry) => entry.stateKey === save.stateKey && isPrefixOf(entry.messages, save.messages))
       .sort((a, b) => b.messages.length - a.messages.length);
     const keptEarlier = earlier.find((entry) => entry.messages.length < save.messages.length);
     for (const old of earlier) if (old !== keptEarlier) await this.drop(old, 'superseded by a later save of its conversation', 'debug');

@@ -82,14 +82,6 @@ export class RequestRecorder {
     this.#startedAt = startedAt;
   }
 
-  get finished(): boolean {
-    return this.#finished;
-  }
-
-  set route(route: string) {
-    this.#record.route = route;
-  }
-
   set control(control: boolean) {
     this.#record.control = control;
   }
@@ -162,12 +154,15 @@ export class RequestRecords {
   }
 
   emit(record: RequestRecord): void {
-    this.#recent.push(record);
-    if (this.#recent.length > KEPT_RECORDS) this.#recent.shift();
+    // A client polling its stream or the listings would push the real requests out.
+    if (record.control !== true) {
+      this.#recent.push(record);
+      if (this.#recent.length > KEPT_RECORDS) this.#recent.shift();
+    }
     for (const listener of this.#listeners) listener(record);
   }
 
-  /** The last records, oldest first. */
+  /** The last records of requests that are not cheap control calls, oldest first. */
   recent(): readonly RequestRecord[] {
     return this.#recent;
   }

@@ -34,3 +34,18 @@ export function parseToolCalls(text: string): { content: string | null; toolCall
   const content = rest.trim();
   return { content: toolCalls.length > 0 && content === '' ? null : toolCalls.length > 0 ? content : text, toolCalls };
 }
+
+/** A chat answer as the assistant's message, as the chat APIs give it back. */
+export interface ChatReply {
+  message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] };
+  finishReason: 'stop' | 'length' | 'tool_calls';
+}
+
+/** With tools on, the calls the model wrote are parsed out of its text; otherwise the text is the answer. */
+export function chatReplyOf(output: { text: string; finishReason: 'stop' | 'length' }, toolsActive: boolean): ChatReply {
+  if (toolsActive) {
+    const { content, toolCalls } = parseToolCalls(output.text);
+    if (toolCalls.length > 0) return { message: { role: 'assistant', content, tool_calls: toolCalls }, finishReason: 'tool_calls' };
+  }
+  return { message: { role: 'assistant', content: output.text }, finishReason: output.finishReason };
+}

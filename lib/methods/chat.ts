@@ -11,8 +11,8 @@ import { chatModelView } from '../core/chat-model';
 import { planChat, splitMessages } from '../core/conversation';
 import { endedError } from '../core/job';
 import type { LoadedModel } from '../core/models';
-import { generationFigures, runtimeTokenLimit, samplingInfer, startGeneration, type GenerationOutput } from '../core/generation';
-import { parseToolCalls, type ToolCall } from '../core/tool-calls';
+import { generationFigures, runtimeTokenLimit, samplingInfer, startGeneration } from '../core/generation';
+import { chatReplyOf, type ChatReply } from '../core/tool-calls';
 import { RkllmError, invalidArgument } from '../errors';
 import type { MethodContext } from './context';
 import { defineMethod, type MethodEntry } from './define';
@@ -84,20 +84,6 @@ export const ChatParams = Type.Object({
 
 type ChatParamsType = Static<typeof ChatParams>;
 
-interface ChatReply {
-  message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] };
-  finishReason: 'stop' | 'length' | 'tool_calls';
-}
-
-/** The answer as a message: with tools, the calls the model wrote parsed out of its text (as /v1 does). */
-function replyOf(output: GenerationOutput, toolsActive: boolean): ChatReply {
-  if (toolsActive) {
-    const { content, toolCalls } = parseToolCalls(output.text);
-    if (toolCalls.length > 0) return { message: { role: 'assistant', content, tool_calls: toolCalls }, finishReason: 'tool_calls' };
-  }
-  return { message: { role: 'assistant', content: output.text }, finishReason: output.finishReason };
-}
-
 /** The model a chat names: a catalog model loaded on demand, a handle; none: the only model loaded. */
 async function chatModel(context: MethodContext, name: string | undefined): Promise<LoadedModel> {
   const { core } = context;
@@ -134,7 +120,7 @@ async function chat(params: ChatParamsType, context: MethodContext): Promise<unk
         plan.forget(error);
         return;
       }
-      reply = replyOf(output, toolsActive);
+      reply = chatReplyOf(output, toolsActive);
       plan.remember(reply.message, output.promptTokens);
     },
     stop: [],
@@ -151,7 +137,7 @@ async function chat(params: ChatParamsType, context: MethodContext): Promise<unk
   context.notes.model = loaded.handle;
   const output = await generation.done;
   context.notes.figures = generationFigures(generation, output);
-  const { message, finishReason } = reply ?? replyOf(output, toolsActive);
+  const { message, finishReason } = reply ?? chatReplyOf(output, toolsActive);
   return {
     model: loaded.handle,
     message,

@@ -26,7 +26,7 @@ import {
 } from './schemas';
 import { embedInputs } from '../core/embeddings';
 import { MAX_STOP_LENGTH } from '../core/stop';
-import { parseToolCalls, type ToolCall } from '../core/tool-calls';
+import { chatReplyOf, type ChatReply } from '../core/tool-calls';
 import { noteError, recordRequest, recorderOf } from './records';
 
 /** What the HTTP transport needs of this module (it declares the same shape as HttpRoutes). */
@@ -39,11 +39,6 @@ export interface OpenAiRoutes {
   refuseUnauthorized(response: http.ServerResponse): void;
   /** A request the transport refuses itself (its status, message and code), in OpenAI's shape. */
   refuse(response: http.ServerResponse, status: number, message: string, code: string): void;
-}
-
-interface ChatReply {
-  message: { role: 'assistant'; content: string | null; tool_calls: ToolCall[] | undefined };
-  finishReason: 'stop' | 'length' | 'tool_calls';
 }
 
 type Usage = { prompt_tokens: number; completion_tokens: number; total_tokens: number; prompt_tokens_details?: { cached_tokens: number } };
@@ -317,7 +312,7 @@ export class OpenAiApi implements OpenAiRoutes {
           plan.forget(error);
           return;
         }
-        reply = this.reply(output, toolsActive);
+        reply = chatReplyOf(output, toolsActive);
         plan.remember(reply.message, output.promptTokens);
       },
       stop: stopsOf(request.stop),
@@ -342,7 +337,7 @@ export class OpenAiApi implements OpenAiRoutes {
     generation.done.then(
       (output) => {
         recorderOf(response)?.noteRun(generationFigures(generation, output));
-        const { message, finishReason } = reply ?? this.reply(output, toolsActive);
+        const { message, finishReason } = reply ?? chatReplyOf(output, toolsActive);
         const usage = usageOf(output, plan.cachedTokens(output.promptTokens));
         if (!events) {
           writeJson(response, { ...base, object: 'chat.completion', choices: [{ index: 0, message: { ...message, refusal: null }, finish_reason: finishReason, logprobs: null }], usage });
@@ -358,14 +353,6 @@ export class OpenAiApi implements OpenAiRoutes {
       },
       (error: unknown) => this.fail(response, events, error),
     );
-  }
-
-  private reply(output: GenerationOutput, toolsActive: boolean): ChatReply {
-    if (toolsActive) {
-      const { content, toolCalls } = parseToolCalls(output.text);
-      if (toolCalls.length > 0) return { message: { role: 'assistant', content, tool_calls: toolCalls }, finishReason: 'tool_calls' };
-    }
-    return { message: { role: 'assistant', content: output.text, tool_calls: undefined }, finishReason: output.finishReason };
   }
 
   private complete(response: http.ServerResponse, request: CompletionRequest, loaded: LoadedModel): void {

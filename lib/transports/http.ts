@@ -206,11 +206,13 @@ export class HttpTransport implements Transport {
     response.on('error', (error) => this.context.logger.debug({ err: error, transport: this.name }, 'http response error'));
     const url = request.url ?? '/';
     const path = url.split('?')[0];
-    // What the transport refuses itself (403, 401, 404, 405, 413, 415, ...) reaches no front end's
-    // request log: it gets its line here, in the same shape.
+    // What the transport refuses itself on paths no front end owns (403, 401, 404, 405, 413, 415,
+    // ...) reaches no request log: it gets its line here, in the same shape.
     let handedOver = false;
+    // The routes' own refusals are recorded by their front end (routes.refuse).
+    const routed = this.routes?.owns(path, request.method) === true;
     response.once('finish', () => {
-      if (handedOver || response.statusCode < 400) return;
+      if (handedOver || routed || response.statusCode < 400) return;
       const route = `${request.method ?? '?'} ${path.slice(0, MAX_LOGGED_PATH)}`;
       this.context.logger.warn({ transport: this.name, route, status: String(response.statusCode) }, `${route} ${response.statusCode}`);
     });
