@@ -109,10 +109,8 @@ class Service {
       if (this.stopping) return;
       printError(error instanceof Error ? error.message : String(error));
       this.stopping = true;
-      this.transports.stopAccepting();
-      await settleWithin(server.shutdown(), this.config.shutdownTimeoutMs);
-      await this.transports.stopAll();
-      this.exit(EXIT_FAILURE);
+      this.armHardExit(EXIT_FAILURE);
+      await this.shutDown(server, EXIT_FAILURE);
     }
   }
 
@@ -127,11 +125,7 @@ class Service {
     }
     this.stopping = true;
     this.logger.info({ reason: why, mode: this.config.shutdownMode }, 'shutting down');
-    const hardExitMs = Math.max(MIN_HARD_EXIT_MS, this.config.shutdownTimeoutMs + TRANSPORT_STOP_SLACK_MS);
-    setTimeout(() => {
-      this.logger.warn({ afterMs: hardExitMs }, 'shutdown did not finish in time; exiting anyway');
-      this.exit(EXIT_OK);
-    }, hardExitMs).unref();
+    this.armHardExit(EXIT_OK);
 
     if (this.server === undefined) {
       // Still opening the runtime or loading the model: nothing is served yet, and the addon's
@@ -142,14 +136,23 @@ class Service {
     void this.shutDown(this.server);
   }
 
-  private async shutDown(server: RkllmServer): Promise<void> {
+  /** A shutdown that has not finished by then exits anyway, with `code`. */
+  private armHardExit(code: number): void {
+    const hardExitMs = Math.max(MIN_HARD_EXIT_MS, this.config.shutdownTimeoutMs + TRANSPORT_STOP_SLACK_MS);
+    setTimeout(() => {
+      this.logger.warn({ afterMs: hardExitMs }, 'shutdown did not finish in time; exiting anyway');
+      this.exit(code);
+    }, hardExitMs).unref();
+  }
+
+  private async shutDown(server: RkllmServer, code = EXIT_OK): Promise<void> {
     // Order matters: no new peers; runs cancelled or finished while their peers can still hear
     // the end; models destroyed (server.shutdown); then every socket closed.
     this.transports?.stopAccepting();
     await settleWithin(server.shutdown(), this.config.shutdownTimeoutMs + 100);
     await this.transports?.stopAll();
     this.logger.info('stopped');
-    this.exit(EXIT_OK);
+    this.exit(code);
   }
 
   private stdioPeerGone(reason: CloseReason): void {

@@ -265,7 +265,7 @@ export class ServerCore {
         .filter((loaded) => this.residency.entryOf(loaded) !== undefined && this.runtime.hostStatus?.(loaded.model)?.state === 'failed')
         .map((loaded) => loaded.handle),
       loadedModels: this.models.size,
-      servableCatalogModels: this.catalog.hasServableModels(),
+      servableCatalogModels: () => this.catalog.hasServableModels(),
     });
   }
 

@@ -27,8 +27,8 @@ export interface ReadinessFacts {
   readonly loading: readonly LoadingModel[];
   readonly failed: readonly string[];
   readonly loadedModels: number;
-  /** Catalog models a client could name (the emulated runtime's bundled fixtures do not count). */
-  readonly servableCatalogModels: boolean;
+  /** Whether the catalog has models a client could name (the emulated runtime's bundled fixtures do not count); asked only when nothing is loaded. */
+  readonly servableCatalogModels: () => boolean;
 }
 
 export function readinessOf(facts: ReadinessFacts): Readiness {
@@ -37,7 +37,7 @@ export function readinessOf(facts: ReadinessFacts): Readiness {
       ? 'failed'
       : facts.startupLoading
         ? 'loading'
-        : facts.loadedModels === 0 && !facts.servableCatalogModels
+        : facts.loadedModels === 0 && !facts.servableCatalogModels()
           ? 'no_model'
           : 'ok';
   return { status, loading: facts.loading, failed: facts.failed };

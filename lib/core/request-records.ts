@@ -188,10 +188,19 @@ export class HttpRequestRecords {
   /** Routes clients poll: their successes are logged at debug. */
   readonly #isControl: (route: string) => boolean;
 
-  constructor(frontEnd: FrontEndName, routeOf: (path: string) => string, isControl: (route: string) => boolean) {
+  /** The code a front end's own error is recorded with (undefined: the domain error's, if any). */
+  readonly #codeOf: (error: unknown) => string | undefined;
+
+  constructor(
+    frontEnd: FrontEndName,
+    routeOf: (path: string) => string,
+    isControl: (route: string) => boolean,
+    codeOf: (error: unknown) => string | undefined,
+  ) {
     this.#frontEnd = frontEnd;
     this.#routeOf = routeOf;
     this.#isControl = isControl;
+    this.#codeOf = codeOf;
   }
 
   /** The response's recorder, started now if it has none. */
@@ -210,5 +219,10 @@ export class HttpRequestRecords {
 
   of(response: RecordedResponse): RequestRecorder | undefined {
     return this.#recorders.get(response);
+  }
+
+  /** Notes the error the response answers with. */
+  noteError(response: RecordedResponse, error: unknown): void {
+    this.#recorders.get(response)?.noteError(error, this.#codeOf(error));
   }
 }

@@ -34,7 +34,7 @@ import {
   type ChatRequest,
   type GenerateRequest, type OllamaMessage, type OllamaOptions, type ShowRequest, type EmbedRequest, type EmbeddingsRequest } from './schemas';
 import { ThinkingSplitter, splitThinking, type AnswerPart } from './thinking';
-import { noteError, recordRequest, recorderOf } from './records';
+import { requestRecords } from './records';
 
 /**
  * The Ollama API version /api/version reports: the one whose routes and fields this front end
@@ -216,17 +216,17 @@ export class OllamaApi implements OllamaRoutes {
   }
 
   refuseUnauthorized(response: http.ServerResponse, path = '/api'): void {
-    recordRequest(this.core.requests, response, path);
+    requestRecords.start(this.core.requests, response, path);
     this.writeError(response, new OllamaError(401, 'missing or incorrect API key: send it as "Authorization: Bearer <key>"'));
   }
 
   refuse(response: http.ServerResponse, status: number, message: string, code = `http_${status}`, path = '/api'): void {
-    recordRequest(this.core.requests, response, path).noteError(new Error(message), code);
+    requestRecords.start(this.core.requests, response, path).noteError(new Error(message), code);
     this.writeError(response, new OllamaError(status, message));
   }
 
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
-    recordRequest(this.core.requests, response, path);
+    requestRecords.start(this.core.requests, response, path);
     try {
       this.route(request, response, path, body);
     } catch (error) {
@@ -236,7 +236,7 @@ export class OllamaApi implements OllamaRoutes {
 
   /** The error in Ollama's shape, noted on the request's record. */
   private writeError(response: http.ServerResponse, error: unknown): void {
-    noteError(response, error);
+    requestRecords.noteError(response, error);
     writeError(response, toOllamaError(error));
   }
 
@@ -442,7 +442,7 @@ export class OllamaApi implements OllamaRoutes {
   /** The model a request names, loaded first when it is a catalog model that is not. */
   private withModel(response: http.ServerResponse, name: string, keepAlive: number | undefined, use: (loaded: LoadedModel, timing: Timing) => void): void {
     const timing: Timing = { started: Date.now(), loadMs: 0 };
-    recorderOf(response)?.noteModel(name);
+    requestRecords.of(response)?.noteModel(name);
     const gone = new AbortController();
     const onClose = (): void => gone.abort();
     response.once('close', onClose);
@@ -460,7 +460,7 @@ export class OllamaApi implements OllamaRoutes {
       },
       (error: unknown) => {
         const names = error instanceof RkllmError && error.code === 'UNKNOWN_HANDLE' ? error.facts?.models : undefined;
-        noteError(response, error);
+        requestRecords.noteError(response, error);
         writeError(response, Array.isArray(names) ? modelNotFound(name, names as string[]) : toOllamaError(error));
       },
     );
@@ -536,7 +536,7 @@ export class OllamaApi implements OllamaRoutes {
     generation.done.then(
       (output) => {
         this.core.residency.setKeepAlive(loaded, keepAlive);
-        recorderOf(response)?.noteRun(generationFigures(generation, output));
+        requestRecords.of(response)?.noteRun(generationFigures(generation, output));
         const { content, thinking, toolCalls } = reply ?? replyOf(output);
         const message: Record<string, unknown> = { role: 'assistant', content };
         if (thinking !== undefined) message.thinking = thinking;
@@ -605,7 +605,7 @@ export class OllamaApi implements OllamaRoutes {
     generation.done.then(
       (output) => {
         this.core.residency.setKeepAlive(loaded, keepAlive);
-        recorderOf(response)?.noteRun(generationFigures(generation, output));
+        requestRecords.of(response)?.noteRun(generationFigures(generation, output));
         const stats = statsOf(output, timing);
         if (!lines) {
           const { thinking, content } = think ? splitThinking(output.text) : { thinking: undefined, content: output.text };
@@ -631,7 +631,7 @@ export class OllamaApi implements OllamaRoutes {
     runs.done.then(
       (embeddings) => {
         this.core.residency.setKeepAlive(loaded, keepAlive);
-        recorderOf(response)?.noteRun({ promptTokens: embeddings.reduce((sum, embedding) => sum + embedding.promptTokens, 0), generatedTokens: 0 });
+        requestRecords.of(response)?.noteRun({ promptTokens: embeddings.reduce((sum, embedding) => sum + embedding.promptTokens, 0), generatedTokens: 0 });
         if (!response.destroyed) writeJson(response, answer(embeddings));
       },
       (error: unknown) => {
@@ -643,7 +643,7 @@ export class OllamaApi implements OllamaRoutes {
 
   /** Before the stream started: an error status. After: an error line (as Ollama sends), then the end. */
   private fail(response: http.ServerResponse, lines: LineStream | undefined, error: unknown): void {
-    noteError(response, error);
+    requestRecords.noteError(response, error);
     const ollamaError = toOllamaError(error);
     if (!lines) writeError(response, ollamaError);
     else lines.end(ollamaError.toBody());

@@ -27,7 +27,7 @@ import {
 import { embedInputs } from '../core/embeddings';
 import { MAX_STOP_LENGTH } from '../core/stop';
 import { chatReplyOf, type ChatReply } from '../core/tool-calls';
-import { noteError, recordRequest, recorderOf } from './records';
+import { requestRecords } from './records';
 
 /** What the HTTP transport needs of this module (it declares the same shape as HttpRoutes). */
 export interface OpenAiRoutes {
@@ -136,17 +136,17 @@ export class OpenAiApi implements OpenAiRoutes {
   }
 
   refuseUnauthorized(response: http.ServerResponse, path = '/v1'): void {
-    recordRequest(this.core.requests, response, path);
+    requestRecords.start(this.core.requests, response, path);
     this.writeError(response, unauthorized());
   }
 
   refuse(response: http.ServerResponse, status: number, message: string, code: string, path = '/v1'): void {
-    recordRequest(this.core.requests, response, path);
+    requestRecords.start(this.core.requests, response, path);
     this.writeError(response, new OpenAiError(status, 'invalid_request_error', message, null, code));
   }
 
   handle(request: http.IncomingMessage, response: http.ServerResponse, path: string, body: string): void {
-    recordRequest(this.core.requests, response, path);
+    requestRecords.start(this.core.requests, response, path);
     try {
       this.route(request, response, path, body);
     } catch (error) {
@@ -156,7 +156,7 @@ export class OpenAiApi implements OpenAiRoutes {
 
   /** The error in OpenAI's shape, noted on the request's record. */
   private writeError(response: http.ServerResponse, error: unknown): void {
-    noteError(response, error);
+    requestRecords.noteError(response, error);
     writeOpenAiError(response, error instanceof OpenAiError ? error : toOpenAiError(error));
   }
 
@@ -234,7 +234,7 @@ export class OpenAiApi implements OpenAiRoutes {
 
   /** The model a request names, loaded first when it is a catalog model that is not (lib/core/residency.ts). */
   private withModel(response: http.ServerResponse, name: string, use: (loaded: LoadedModel) => void): void {
-    recorderOf(response)?.noteModel(name);
+    requestRecords.of(response)?.noteModel(name);
     const gone = new AbortController();
     const onClose = (): void => gone.abort();
     response.once('close', onClose);
@@ -250,7 +250,7 @@ export class OpenAiApi implements OpenAiRoutes {
       },
       (error: unknown) => {
         const names = error instanceof RkllmError && error.code === 'UNKNOWN_HANDLE' ? error.facts?.models : undefined;
-        noteError(response, error);
+        requestRecords.noteError(response, error);
         writeOpenAiError(response, Array.isArray(names) ? modelNotFound(name, names as string[]) : toOpenAiError(error));
       },
     );
@@ -272,7 +272,7 @@ export class OpenAiApi implements OpenAiRoutes {
       response,
       runs.done.then((embeddings) => {
         const promptTokens = embeddings.reduce((sum, embedding) => sum + embedding.promptTokens, 0);
-        recorderOf(response)?.noteRun({ promptTokens, generatedTokens: 0 });
+        requestRecords.of(response)?.noteRun({ promptTokens, generatedTokens: 0 });
         return {
           object: 'list',
           data: embeddings.map((embedding, index) => ({
@@ -336,7 +336,7 @@ export class OpenAiApi implements OpenAiRoutes {
     }
     generation.done.then(
       (output) => {
-        recorderOf(response)?.noteRun(generationFigures(generation, output));
+        requestRecords.of(response)?.noteRun(generationFigures(generation, output));
         const { message, finishReason } = reply ?? chatReplyOf(output, toolsActive);
         const usage = usageOf(output, plan.cachedTokens(output.promptTokens));
         if (!events) {
@@ -378,7 +378,7 @@ export class OpenAiApi implements OpenAiRoutes {
     if (request.stream) events = new EventStream(response);
     generation.done.then(
       (output) => {
-        recorderOf(response)?.noteRun(generationFigures(generation, output));
+        requestRecords.of(response)?.noteRun(generationFigures(generation, output));
         const usage = usageOf(output);
         if (!events) {
           writeJson(response, { ...base, object: 'text_completion', choices: [{ index: 0, text: output.text, finish_reason: output.finishReason, logprobs: null }], usage });
@@ -394,7 +394,7 @@ export class OpenAiApi implements OpenAiRoutes {
 
   /** Before the stream started: an error status. After: an error event, then the end of the stream. */
   private fail(response: http.ServerResponse, events: EventStream | undefined, error: unknown): void {
-    noteError(response, error);
+    requestRecords.noteError(response, error);
     const openAiError = toOpenAiError(error);
     if (!events) {
       writeOpenAiError(response, openAiError);

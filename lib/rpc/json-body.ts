@@ -2,6 +2,7 @@
 // schema, and a JSON reply written whole. What is wrong with a body is said as a problem each
 // front end turns into its own error (OpenAI's and Ollama's differ in shape and wording).
 
+import type { OutgoingHttpHeaders } from 'http';
 import type { TSchema } from '@sinclair/typebox';
 import type { TypeCheck } from '@sinclair/typebox/compiler';
 import { MAX_NESTING_DEPTH, pathTooDeep } from './depth';
@@ -34,14 +35,20 @@ export function readJsonBody<T>(body: string, check: TypeCheck<TSchema>, empty?:
 export interface JsonReplyTarget {
   readonly headersSent: boolean;
   readonly destroyed: boolean;
-  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
   end(text: string): unknown;
 }
 
-/** One JSON reply with its length; nothing when the client is gone or a reply has begun. */
-export function writeJsonReply(response: JsonReplyTarget, status: number, body: unknown, contentType: string): void {
+/** One JSON reply with its length (and `headers` besides); nothing when the client is gone or a reply has begun. */
+export function writeJsonReply(
+  response: JsonReplyTarget,
+  status: number,
+  body: unknown,
+  contentType: string,
+  headers: OutgoingHttpHeaders = {},
+): void {
   if (response.headersSent || response.destroyed) return;
   const text = JSON.stringify(body);
-  response.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  response.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
   response.end(text);
 }

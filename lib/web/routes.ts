@@ -5,6 +5,7 @@
 
 import type * as http from 'http';
 import type { ServerCore } from '../core/core';
+import { writeJsonReply } from '../rpc/json-body';
 import { SECURITY_HEADERS, StaticFiles } from './static-files';
 import { statusReport } from './status';
 
@@ -86,16 +87,7 @@ export class WebRoutes {
 }
 
 function writeJson(response: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
-  if (response.destroyed || response.headersSent) return;
-  const text = JSON.stringify(body);
-  response.writeHead(status, {
-    ...SECURITY_HEADERS,
-    ...headers,
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-  });
-  response.end(text);
+  writeJsonReply(response, status, body, 'application/json', { ...SECURITY_HEADERS, ...headers, 'cache-control': 'no-store' });
 }
 
 function writeError(response: http.ServerResponse, status: number, message: string, code: string, headers: http.OutgoingHttpHeaders = {}): void {
